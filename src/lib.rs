@@ -1,4 +1,64 @@
-//! rmemcached: a memcached server on mio.
+//! rmemcached: a memcached server on mio, speaking memcached's protocols
+//! over TCP, UDP and unix sockets, with memcached's flags and replies.
+//!
+//! The code follows memcached's own structure, file by file, so that it can
+//! be read side by side with memcached's C source.
+//!
+//! # Threads
+//!
+//! ```text
+//! main thread:  settings -> listen::open_all() -> thread::start() -> accept loop
+//!                   |  dispatch_conn_new(conn) = queue push + Waker::wake
+//!                   v
+//! worker i:     mio Poll { Waker, Slab<Conn> } -> Conn::drive_machine on readiness
+//!                   |  (every worker also owns a clone of each UDP socket)
+//!                   v
+//! shared:       Server { Cache (sharded table + LRU), Stats, Settings, Clock }
+//! ```
+//!
+//! The main thread accepts TCP and unix-socket connections and deals them
+//! round-robin to the workers. UDP needs no accept: every worker reads the
+//! same UDP socket, as memcached hands its UDP socket to every thread.
+//!
+//! # Connection states
+//!
+//! `NewCmd -> Waiting -> Read -> ParseCmd -> Nread / Swallow -> Write /
+//! Mwrite -> NewCmd ... -> Closing`, memcached's `conn_*` states, in
+//! [`conn::ConnState`]. A connection serves at most `-R` requests per event
+//! and is then parked on its worker's pending list.
+//!
+//! # Layout
+//!
+//! | module | holds | memcached |
+//! | --- | --- | --- |
+//! | `main.rs` | start-up | `main()` |
+//! | [`settings`] | the command line | `settings_init`, getopt |
+//! | [`listen`] | address resolution, socket options, bind | `server_socket`, `maximize_sndbuf` |
+//! | [`server`] | shared state, accept loop | `main()`'s event loop, `conn_listening` |
+//! | [`thread`] | workers, queue, round robin | `thread.c` |
+//! | [`conn`] | `Conn`, states, `drive_machine` | `conn_new`, `drive_machine` |
+//! | [`udp`] | the 8-byte frame, reply splitting | `try_read_udp`, `transmit_udp` |
+//! | [`proto`] | pure protocol parsers and reply writers | `proto_text.c` |
+//! | [`cache`] | hash table, items, LRU | `assoc.c`, `items.c` |
+//! | [`stats`] | counters, `stats` replies | `server_stats` |
+//! | [`clock`] | relative time, exptime rules | `current_time`, `realtime` |
+//!
+//! Two "slabs" meet in this code: the `slab` crate stores connections in
+//! the workers, while memcached's slab classes are a memory allocator.
 #![deny(missing_docs, rust_2018_idioms)]
 
+pub mod cache;
+pub mod clock;
+pub mod conn;
+pub mod listen;
+pub mod proto;
+pub mod server;
 pub mod settings;
+pub mod stats;
+pub mod thread;
+pub mod udp;
+
+pub use server::Server;
+
+/// The memcached version this server answers as (`version`, `stats`).
+pub const VERSION: &str = "1.6.18";

@@ -1,6 +1,18 @@
-//! The `rmemcached` binary: parse settings, start logging, run the server.
+//! The `rmemcached` binary: parse settings, start logging, run the server
+//! (memcached's `main()`).
+
+use std::io::Write as _;
 
 fn main() {
     let settings = rmemcached::settings::parse_or_exit(std::env::args_os().skip(1));
-    println!("{settings:?}");
+    let mut logger = env_logger::Builder::new();
+    logger.filter_level(rmemcached::server::level_filter(settings.verbose));
+    logger.format(|buf, record| writeln!(buf, "{}", record.args()));
+    logger.parse_default_env();
+    logger.init();
+    if let Err(msg) = rmemcached::server::run(settings) {
+        eprintln!("{msg}");
+        // memcached exits with EX_OSERR when it cannot listen.
+        std::process::exit(71);
+    }
 }

@@ -1,0 +1,76 @@
+//! Cache behaviour without sockets: eviction, limits, concurrency.
+
+use super::*;
+
+fn cache(limit: usize, evict: bool) -> Cache {
+    Cache::new(Arc::new(Clock::new()), limit, 1024 * 1024, evict, true)
+}
+
+#[test]
+fn lru_eviction_keeps_memory_bounded() {
+    let c = cache(64 * 1024, true);
+    let value = vec![b'v'; 1000];
+    for i in 0..1000 {
+        let key = format!("key{i}");
+        let (r, _) = c.store(StoreMode::Set, key.as_bytes(), 0, 0, &value, 0);
+        assert_eq!(r, StoreResult::Stored);
+        assert!(c.stats.bytes.load(Ordering::Relaxed) <= 64 * 1024);
+    }
+    assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    // The newest key survives; the oldest is gone.
+    assert!(c.get(b"key999", None).is_some());
+    assert!(c.get(b"key0", None).is_none());
+}
+
+#[test]
+fn no_eviction_reports_out_of_memory() {
+    let c = cache(16 * 1024, false);
+    let value = vec![b'v'; 1000];
+    let mut stored = 0;
+    let mut refused = 0;
+    for i in 0..100 {
+        match c
+            .store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value, 0)
+            .0
+        {
+            StoreResult::Stored => stored += 1,
+            StoreResult::NoMemory => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(stored > 0 && refused > 0);
+    assert_eq!(c.stats.evictions.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn concurrent_incr_loses_no_update() {
+    let c = Arc::new(cache(64 * 1024 * 1024, true));
+    c.store(StoreMode::Set, b"n", 0, 0, b"0", 0);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    assert!(matches!(c.delta(b"n", true, 1), DeltaResult::Ok(_)));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(&*c.get(b"n", None).unwrap().data, b"40000");
+}
+
+#[test]
+fn flush_all_hides_existing_items() {
+    let c = cache(1024 * 1024, true);
+    c.store(StoreMode::Set, b"a", 0, 0, b"1", 0);
+    c.flush_all(0);
+    assert!(c.get(b"a", None).is_none());
+    c.store(StoreMode::Set, b"b", 0, 0, b"1", 0);
+    assert!(
+        c.get(b"b", None).is_some(),
+        "items stored after the flush live"
+    );
+}

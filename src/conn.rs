@@ -1,0 +1,466 @@
+//! Connections and their state machine: mirrors memcached's `conn`,
+//! `enum conn_states` and `drive_machine()` in `memcached.c`.
+//!
+//! One `Conn` type serves TCP, unix sockets and UDP. memcached's libevent
+//! loop is level-triggered with `EV_PERSIST`; mio is edge-triggered, so a
+//! connection here must read until `WouldBlock` before it may wait, and a
+//! connection that stops early (after `-R` requests) must be put back on the
+//! worker's pending list, because mio will not report bytes that are already
+//! sitting in the socket buffer.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use mio::net::{TcpStream, UdpSocket, UnixStream};
+
+use crate::proto::text::{self, Action, PendingStore, Session, MAX_LINE, MAX_LINE_NO_GET};
+use crate::udp;
+use crate::Server;
+
+/// Size of each read from a stream socket.
+const READ_SIZE: usize = 16 * 1024;
+
+/// The states of a connection, memcached's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// A listening socket (the main thread's accept loop).
+    Listening,
+    /// Ready for the next command: reset per-command state.
+    NewCmd,
+    /// Waiting for the socket to become readable.
+    Waiting,
+    /// Reading from the socket.
+    Read,
+    /// A command line may be in the buffer: parse and run it.
+    ParseCmd,
+    /// Reading the value of a store command.
+    Nread,
+    /// Discarding the value of a store command that cannot be stored.
+    Swallow,
+    /// Writing a simple reply.
+    Write,
+    /// Writing queued replies (several commands' worth, or UDP datagrams).
+    Mwrite,
+    /// Done: the worker closes and frees the connection.
+    Closing,
+}
+
+/// The socket under a connection.
+#[derive(Debug)]
+pub enum Transport {
+    /// An accepted TCP connection.
+    Tcp(TcpStream),
+    /// An accepted unix-socket connection.
+    Unix(UnixStream),
+    /// This worker's handle on the shared UDP socket.
+    Udp(UdpSocket),
+}
+
+/// What `drive_machine` tells the worker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The connection waits for its next readiness event.
+    Idle,
+    /// The connection used up its `-R` budget with work left: run it again
+    /// soon without waiting for an event.
+    Yield,
+    /// Close and free the connection.
+    Close,
+}
+
+/// One client connection (or one worker's UDP socket).
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket. Only the owning worker touches it.
+    pub transport: Transport,
+    /// Where the state machine is.
+    pub state: ConnState,
+    /// Bytes read and not yet consumed: `rbuf[rpos..]`.
+    rbuf: Vec<u8>,
+    /// Start of the unconsumed bytes in `rbuf`.
+    rpos: usize,
+    /// Replies queued for a stream socket: `wbuf[wpos..]` is unsent.
+    wbuf: Vec<u8>,
+    /// How much of `wbuf` is already sent.
+    wpos: usize,
+    /// Protocol state that outlives a command (`noreply`).
+    sess: Session,
+    /// The store command whose value is being read (`conn_nread`).
+    pending: Option<PendingStore>,
+    /// Bytes of value still to swallow (`conn_swallow`).
+    sbytes: usize,
+    /// Close once the queued replies are written (`quit`).
+    close_after_write: bool,
+    /// Framed UDP datagrams not yet sent, with their destinations. Filled
+    /// when `sendto` hits `EAGAIN`; drained when the socket is writable.
+    udp_out: VecDeque<(SocketAddr, Vec<u8>)>,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+impl Conn {
+    /// A new connection. Stream sockets start in `conn_new_cmd`, UDP in
+    /// `conn_read`, as memcached's `dispatch_conn_new` starts them.
+    pub fn new(transport: Transport) -> Conn {
+        let state = match transport {
+            Transport::Udp(_) => ConnState::Read,
+            _ => ConnState::NewCmd,
+        };
+        Conn {
+            transport,
+            state,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            sess: Session::default(),
+            pending: None,
+            sbytes: 0,
+            close_after_write: false,
+            udp_out: VecDeque::new(),
+        }
+    }
+
+    /// The mio source to register.
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match &mut self.transport {
+            Transport::Tcp(s) => s,
+            Transport::Unix(s) => s,
+            Transport::Udp(s) => s,
+        }
+    }
+
+    fn is_udp(&self) -> bool {
+        matches!(self.transport, Transport::Udp(_))
+    }
+
+    /// memcached's `conn_set_state`: every transition is logged at `-vvv`.
+    fn set_state(&mut self, state: ConnState) {
+        if state != self.state {
+            log::trace!("conn {:p}: {:?} -> {:?}", self, self.state, state);
+            self.state = state;
+        }
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.rbuf[self.rpos..]
+    }
+
+    fn stream_read(&mut self, server: &Server) -> io::Result<usize> {
+        if self.rpos > 0 {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        let len = self.rbuf.len();
+        self.rbuf.resize(len + READ_SIZE, 0);
+        let res = match &mut self.transport {
+            Transport::Tcp(s) => s.read(&mut self.rbuf[len..]),
+            Transport::Unix(s) => s.read(&mut self.rbuf[len..]),
+            Transport::Udp(_) => unreachable!("UDP reads use recv_from"),
+        };
+        self.rbuf.truncate(len + *res.as_ref().unwrap_or(&0));
+        if let Ok(n) = res {
+            server
+                .stats
+                .bytes_read
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn stream_write(&mut self) -> io::Result<usize> {
+        let buf = &self.wbuf[self.wpos..];
+        match &mut self.transport {
+            Transport::Tcp(s) => s.write(buf),
+            Transport::Unix(s) => s.write(buf),
+            Transport::Udp(_) => unreachable!("UDP writes use send_to"),
+        }
+    }
+
+    /// Run the state machine until the connection must wait, has used its
+    /// `-R` budget, or is done (memcached's `drive_machine`).
+    pub fn drive_machine(&mut self, server: &Server) -> Outcome {
+        if self.is_udp() {
+            return self.drive_udp(server);
+        }
+        let mut nreqs = server.settings.reqs_per_event as isize;
+        loop {
+            match self.state {
+                ConnState::Listening => unreachable!("listeners live on the main thread"),
+                ConnState::NewCmd => {
+                    // One command per pass; once the budget is spent, flush
+                    // what is queued, then yield.
+                    nreqs -= 1;
+                    if nreqs >= 0 {
+                        if !self.unread().is_empty() {
+                            self.set_state(ConnState::ParseCmd);
+                        } else if self.wpos < self.wbuf.len() {
+                            self.set_state(ConnState::Mwrite);
+                        } else {
+                            self.set_state(ConnState::Waiting);
+                        }
+                    } else if self.wpos < self.wbuf.len() {
+                        self.set_state(ConnState::Mwrite);
+                    } else {
+                        server.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
+                        return Outcome::Yield;
+                    }
+                }
+                ConnState::Waiting => {
+                    // Edge-triggered: no waiting until a read says WouldBlock.
+                    self.set_state(ConnState::Read);
+                }
+                ConnState::Read => match self.stream_read(server) {
+                    Ok(0) => self.set_state(ConnState::Closing),
+                    Ok(_) => self.set_state(ConnState::ParseCmd),
+                    Err(e) if would_block(&e) => {
+                        self.set_state(ConnState::Waiting);
+                        return Outcome::Idle;
+                    }
+                    Err(e) if interrupted(&e) => {}
+                    Err(e) => {
+                        log::debug!("read error: {e}");
+                        self.set_state(ConnState::Closing);
+                    }
+                },
+                ConnState::ParseCmd => self.parse_cmd(server),
+                ConnState::Nread => {
+                    let p = self
+                        .pending
+                        .as_ref()
+                        .expect("nread without a pending store");
+                    if self.unread().len() >= p.vlen {
+                        let p = self.pending.take().expect("checked above");
+                        let data = &self.rbuf[self.rpos..self.rpos + p.vlen];
+                        text::complete_nread(server, &mut self.sess, &p, data, &mut self.wbuf);
+                        self.rpos += p.vlen;
+                        self.set_state(ConnState::NewCmd);
+                    } else if let Some(o) = self.read_more(server) {
+                        return o;
+                    }
+                }
+                ConnState::Swallow => {
+                    let take = self.sbytes.min(self.unread().len());
+                    self.rpos += take;
+                    self.sbytes -= take;
+                    if self.sbytes == 0 {
+                        self.set_state(ConnState::NewCmd);
+                    } else if let Some(o) = self.read_more(server) {
+                        return o;
+                    }
+                }
+                ConnState::Write | ConnState::Mwrite => {
+                    if self.wpos >= self.wbuf.len() {
+                        self.wbuf.clear();
+                        self.wpos = 0;
+                        if self.close_after_write {
+                            self.set_state(ConnState::Closing);
+                        } else {
+                            self.set_state(ConnState::NewCmd);
+                        }
+                        continue;
+                    }
+                    match self.stream_write() {
+                        Ok(n) => {
+                            self.wpos += n;
+                            server
+                                .stats
+                                .bytes_written
+                                .fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        Err(e) if would_block(&e) => return Outcome::Idle,
+                        Err(e) if interrupted(&e) => {}
+                        Err(e) => {
+                            log::debug!("write error: {e}");
+                            self.set_state(ConnState::Closing);
+                        }
+                    }
+                }
+                ConnState::Closing => return Outcome::Close,
+            }
+        }
+    }
+
+    /// Read more bytes while in `Nread` or `Swallow`; `Some` when the
+    /// machine must stop.
+    fn read_more(&mut self, server: &Server) -> Option<Outcome> {
+        // A value is consumed as it arrives, so the buffer never holds more
+        // than one read beyond the value being assembled.
+        if self.state == ConnState::Swallow {
+            self.rbuf.clear();
+            self.rpos = 0;
+        }
+        match self.stream_read(server) {
+            Ok(0) => {
+                self.set_state(ConnState::Closing);
+                None
+            }
+            Ok(_) => None,
+            Err(e) if would_block(&e) => Some(Outcome::Idle),
+            Err(e) if interrupted(&e) => None,
+            Err(e) => {
+                log::debug!("read error: {e}");
+                self.set_state(ConnState::Closing);
+                None
+            }
+        }
+    }
+
+    /// memcached's `try_read_command_ascii` plus `process_command_ascii`.
+    fn parse_cmd(&mut self, server: &Server) {
+        let buf = self.unread();
+        if buf.first() == Some(&0x80)
+            && server.settings.binding_protocol != crate::settings::Protocol::Ascii
+        {
+            log::info!("binary protocol request: not supported yet, closing");
+            self.set_state(ConnState::Closing);
+            return;
+        }
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > MAX_LINE_NO_GET {
+                // Without a newline in the first 2 KiB, only a huge
+                // multi-get is plausible; anything else is garbage.
+                let trimmed = buf.iter().position(|&b| b != b' ').unwrap_or(buf.len());
+                let rest = &buf[trimmed..];
+                if trimmed > 100
+                    || !(rest.starts_with(b"get ") || rest.starts_with(b"gets "))
+                    || buf.len() > MAX_LINE
+                {
+                    self.set_state(ConnState::Closing);
+                    return;
+                }
+            }
+            // Send what earlier pipelined commands produced before waiting.
+            if self.wpos < self.wbuf.len() {
+                self.set_state(ConnState::Mwrite);
+            } else {
+                self.set_state(ConnState::Waiting);
+            }
+            return;
+        };
+        let mut end = nl;
+        if end > 1 && buf[end - 1] == b'\r' {
+            end -= 1;
+        }
+        let start = self.rpos;
+        self.rpos += nl + 1;
+        let line = &self.rbuf[start..start + end];
+        let action = text::process_command(server, &mut self.sess, line, &mut self.wbuf);
+        self.apply(server, action);
+    }
+
+    fn apply(&mut self, server: &Server, action: Action) {
+        match action {
+            Action::Continue => self.set_state(ConnState::NewCmd),
+            Action::Nread(p) => {
+                self.pending = Some(p);
+                self.set_state(ConnState::Nread);
+            }
+            Action::Swallow(n) => {
+                self.sbytes = n;
+                self.set_state(ConnState::Swallow);
+            }
+            Action::Close => self.set_state(ConnState::Closing),
+            Action::Quit => {
+                self.close_after_write = true;
+                self.set_state(ConnState::Mwrite);
+            }
+            Action::Shutdown => {
+                server.request_shutdown();
+                self.set_state(ConnState::Closing);
+            }
+        }
+    }
+
+    /// The UDP side of the machine: `conn_read` takes one datagram, runs
+    /// every command in it, and `conn_mwrite` sends the framed reply.
+    fn drive_udp(&mut self, server: &Server) -> Outcome {
+        let mut nreqs = server.settings.reqs_per_event;
+        loop {
+            match self.state {
+                ConnState::Mwrite => match self.flush_udp(server) {
+                    Ok(()) => self.set_state(ConnState::Read),
+                    Err(e) if would_block(&e) => return Outcome::Idle,
+                    Err(e) => {
+                        log::warn!("UDP send failed: {e}");
+                        self.udp_out.pop_front();
+                    }
+                },
+                _ => {
+                    if nreqs == 0 {
+                        server.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
+                        return Outcome::Yield;
+                    }
+                    nreqs -= 1;
+                    match self.read_datagram(server) {
+                        Ok(()) => {
+                            if !self.udp_out.is_empty() {
+                                self.set_state(ConnState::Mwrite);
+                            }
+                        }
+                        Err(e) if would_block(&e) => return Outcome::Idle,
+                        Err(e) if interrupted(&e) => {}
+                        Err(e) => log::warn!("UDP receive failed: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receive one datagram and queue its framed reply.
+    fn read_datagram(&mut self, server: &Server) -> io::Result<()> {
+        let Transport::Udp(sock) = &self.transport else {
+            unreachable!("UDP only")
+        };
+        self.rbuf.resize(udp::UDP_READ_BUFFER_SIZE, 0);
+        let (n, peer) = sock.recv_from(&mut self.rbuf)?;
+        server
+            .stats
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let mut reply = Vec::new();
+        let id = match udp::parse_request(&self.rbuf[..n]) {
+            udp::Request::Drop => return Ok(()),
+            udp::Request::MultiPacket(h) => {
+                reply.extend_from_slice(udp::MULTI_PACKET_ERROR);
+                h.request_id
+            }
+            udp::Request::Single(h, payload) => {
+                self.sess = Session::default();
+                if udp::process_datagram(server, &mut self.sess, payload, &mut reply) {
+                    server.request_shutdown();
+                }
+                h.request_id
+            }
+        };
+        if !reply.is_empty() {
+            let out = &mut self.udp_out;
+            udp::frame_reply(id, &reply, |d| out.push_back((peer, d.to_vec())));
+        }
+        Ok(())
+    }
+
+    /// Send queued datagrams until done or `EAGAIN`.
+    fn flush_udp(&mut self, server: &Server) -> io::Result<()> {
+        let Transport::Udp(sock) = &self.transport else {
+            unreachable!("UDP only")
+        };
+        while let Some((peer, d)) = self.udp_out.front() {
+            let n = sock.send_to(d, *peer)?;
+            server
+                .stats
+                .bytes_written
+                .fetch_add(n as u64, Ordering::Relaxed);
+            self.udp_out.pop_front();
+        }
+        Ok(())
+    }
+}

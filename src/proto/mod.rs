@@ -1,0 +1,5 @@
+//! The wire protocols, as pure functions over bytes: mirrors memcached's
+//! `proto_text.c`. Nothing here touches a socket.
+
+pub mod number;
+pub mod text;

@@ -1,0 +1,620 @@
+//! The ASCII protocol: mirrors memcached's `proto_text.c`
+//! (`tokenize_command`, `process_command_ascii`, `process_*_command`,
+//! `complete_nread_ascii`).
+//!
+//! Everything here is pure: a command line goes in, reply bytes come out in
+//! `out`, and an [`Action`] tells the connection what to do next (read a
+//! value, swallow one, close). No sockets are touched, so every reply can be
+//! unit-tested. Replies are memcached 1.6.18's byte for byte, quirks
+//! included (see `number.rs` for the number parsing ones).
+
+use std::sync::atomic::Ordering;
+
+use super::number::{strtol, strtoul, strtoull};
+use crate::cache::items::KEY_MAX_LENGTH;
+use crate::cache::{DeltaResult, StoreMode, StoreResult};
+use crate::{stats, Server};
+
+/// memcached's `MAX_TOKENS`: a line is cut into at most 23 tokens plus the
+/// terminal one; `get` re-tokenizes the rest to take any number of keys.
+pub const MAX_TOKENS: usize = 24;
+
+/// Lines longer than this without a `\n` close the connection unless they
+/// are a `get`/`gets` (memcached's 2048-byte rule in `try_read_command_ascii`).
+pub const MAX_LINE_NO_GET: usize = 2048;
+
+/// Longest line accepted at all, even for a multi-get. memcached grows its
+/// buffer without bound here; a bound keeps one client from taking all
+/// memory.
+pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// A store command waiting for its value (memcached's `conn_nread` with
+/// `c->item` allocated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingStore {
+    /// How to store.
+    pub mode: StoreMode,
+    /// The key.
+    pub key: Vec<u8>,
+    /// Client flags.
+    pub flags: u32,
+    /// Relative exptime.
+    pub exptime: u32,
+    /// The client's CAS unique (`cas` only).
+    pub cas: u64,
+    /// Bytes to read: the value plus its `\r\n`.
+    pub vlen: usize,
+}
+
+/// What the connection does after a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The reply (if any) is in `out`; parse the next command.
+    Continue,
+    /// Read `vlen` bytes of value, then call [`complete_nread`].
+    Nread(PendingStore),
+    /// Discard this many bytes (a value that cannot be stored).
+    Swallow(usize),
+    /// Close at once, without a reply.
+    Close,
+    /// Send what is queued, then close (`quit`).
+    Quit,
+    /// Stop the server (`shutdown` with `-A`).
+    Shutdown,
+}
+
+/// Per-connection protocol state that outlives one command.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// memcached's `c->noreply`: set by a trailing `noreply`, consumed by
+    /// the next reply line, which is then not sent.
+    pub noreply: bool,
+}
+
+/// Append a one-line reply with `\r\n`, unless `noreply` swallows it
+/// (memcached's `out_string`).
+fn out_string(sess: &mut Session, out: &mut Vec<u8>, s: &[u8]) {
+    if sess.noreply {
+        sess.noreply = false;
+        return;
+    }
+    out.extend_from_slice(s);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The tokens of one line, as memcached's `tokenize_command` cuts them:
+/// split on single spaces only, at most `MAX_TOKENS - 1` tokens, and the
+/// unread `rest` when the limit was hit.
+#[derive(Debug)]
+pub struct Tokens<'a> {
+    toks: [&'a [u8]; MAX_TOKENS],
+    len: usize,
+    /// Text after the last token when the line held more tokens than fit.
+    pub rest: Option<&'a [u8]>,
+}
+
+impl<'a> Tokens<'a> {
+    /// Tokenize `line` (already stripped of `\r\n`).
+    pub fn new(line: &'a [u8]) -> Tokens<'a> {
+        let mut t = Tokens {
+            toks: [&[]; MAX_TOKENS],
+            len: 0,
+            rest: None,
+        };
+        let mut s = 0;
+        let mut e = 0;
+        while e < line.len() {
+            if line[e] == b' ' {
+                if s != e {
+                    t.toks[t.len] = &line[s..e];
+                    t.len += 1;
+                    if t.len == MAX_TOKENS - 1 {
+                        e += 1;
+                        s = e;
+                        break;
+                    }
+                }
+                s = e + 1;
+            }
+            e += 1;
+        }
+        if s != e {
+            t.toks[t.len] = &line[s..e];
+            t.len += 1;
+        }
+        if e < line.len() {
+            t.rest = Some(&line[e..]);
+        }
+        t
+    }
+
+    /// memcached's `ntokens`: the real tokens plus the terminal one.
+    pub fn ntokens(&self) -> usize {
+        self.len + 1
+    }
+
+    /// Token `i`, or an empty slice past the end (memcached's terminal
+    /// token has length 0).
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        if i < self.len {
+            self.toks[i]
+        } else {
+            &[]
+        }
+    }
+
+    /// The real tokens.
+    pub fn as_slice(&self) -> &[&'a [u8]] {
+        &self.toks[..self.len]
+    }
+}
+
+/// memcached's `set_noreply_maybe`: a last token of `noreply` sets the flag.
+fn set_noreply_maybe(sess: &mut Session, t: &Tokens<'_>) -> bool {
+    if t.len > 0 && t.get(t.len - 1) == b"noreply" {
+        sess.noreply = true;
+    }
+    sess.noreply
+}
+
+/// Process one command line (memcached's `process_command_ascii`). `line`
+/// has had its `\n` and one `\r` removed.
+pub fn process_command(
+    server: &Server,
+    sess: &mut Session,
+    line: &[u8],
+    out: &mut Vec<u8>,
+) -> Action {
+    // The C code works on a NUL-terminated string: a NUL ends the line.
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
+    log::debug!("<{}", String::from_utf8_lossy(line));
+    let t = Tokens::new(line);
+    let n = t.ntokens();
+    let cmd = t.get(0);
+    if n < 2 || cmd.len() < 2 {
+        out_string(sess, out, b"ERROR");
+        return Action::Continue;
+    }
+    // WANT_TOKENS_*: a wrong token count is a plain ERROR.
+    let want = |ok: bool, sess: &mut Session, out: &mut Vec<u8>| {
+        if !ok {
+            out_string(sess, out, b"ERROR");
+        }
+        ok
+    };
+    let store = |mode, sess: &mut Session, out: &mut Vec<u8>| {
+        let ok = if mode == StoreMode::Cas {
+            n == 7 || n == 8
+        } else {
+            n == 6 || n == 7
+        };
+        if !ok {
+            out_string(sess, out, b"ERROR");
+            return Action::Continue;
+        }
+        process_update(server, sess, &t, mode, out)
+    };
+    match cmd {
+        b"get" | b"gets" | b"gat" | b"gats" | b"bget" => {
+            if want(n >= 3, sess, out) {
+                let cas = cmd == b"gets" || cmd == b"gats";
+                let touch = cmd == b"gat" || cmd == b"gats";
+                process_get(server, sess, &t, cas, touch, out);
+            }
+        }
+        b"set" => return store(StoreMode::Set, sess, out),
+        b"add" => return store(StoreMode::Add, sess, out),
+        b"replace" => return store(StoreMode::Replace, sess, out),
+        b"append" => return store(StoreMode::Append, sess, out),
+        b"prepend" => return store(StoreMode::Prepend, sess, out),
+        b"cas" => return store(StoreMode::Cas, sess, out),
+        b"incr" | b"decr" => {
+            if want(n == 4 || n == 5, sess, out) {
+                process_arithmetic(server, sess, &t, cmd == b"incr", out);
+            }
+        }
+        b"delete" => {
+            if want((3..=5).contains(&n), sess, out) {
+                process_delete(server, sess, &t, out);
+            }
+        }
+        b"touch" => {
+            if want(n == 4 || n == 5, sess, out) {
+                process_touch(server, sess, &t, out);
+            }
+        }
+        b"stats" => process_stat(server, sess, &t, out),
+        b"flush_all" => {
+            if want((2..=4).contains(&n), sess, out) {
+                process_flush_all(server, sess, &t, out);
+            }
+        }
+        b"version" => {
+            out_string(sess, out, format!("VERSION {}", crate::VERSION).as_bytes());
+        }
+        b"quit" => return Action::Quit,
+        b"shutdown" => return process_shutdown(server, sess, &t, out),
+        b"verbosity" => {
+            if want(n == 3 || n == 4, sess, out) {
+                set_noreply_maybe(sess, &t);
+                match strtoul(t.get(1)) {
+                    Some(level) => {
+                        server.set_verbosity(level);
+                        out_string(sess, out, b"OK");
+                    }
+                    None => out_string(sess, out, b"CLIENT_ERROR bad command line format"),
+                }
+            }
+        }
+        _ => {
+            // A browser or proxy speaking HTTP to us is hung up on.
+            if t.get(n - 2).starts_with(b"HTTP/") {
+                return Action::Close;
+            }
+            out_string(sess, out, b"ERROR");
+        }
+    }
+    Action::Continue
+}
+
+/// `get`, `gets`, `gat`, `gats` (memcached's `process_get_command`).
+fn process_get(
+    server: &Server,
+    sess: &mut Session,
+    t: &Tokens<'_>,
+    cas: bool,
+    touch: bool,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    let mut exptime = None;
+    let mut first_key = 1;
+    if touch {
+        let Some(e) = strtol(t.get(1)) else {
+            out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
+            return;
+        };
+        exptime = Some(server.cache.clock().realtime(e));
+        first_key = 2;
+    }
+    let s = &server.stats;
+    let mut keys: Vec<&[u8]> = t.as_slice().get(first_key..).unwrap_or(&[]).to_vec();
+    let mut rest = t.rest;
+    loop {
+        for key in keys.drain(..) {
+            if key.len() > KEY_MAX_LENGTH {
+                // Drop whatever this command already queued.
+                out.truncate(start);
+                out_string(sess, out, b"CLIENT_ERROR bad command line format");
+                return;
+            }
+            let hit = server.cache.get(key, exptime);
+            if touch {
+                s.cmd_touch.fetch_add(1, Ordering::Relaxed);
+                let c = if hit.is_some() {
+                    &s.touch_hits
+                } else {
+                    &s.touch_misses
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            } else {
+                s.cmd_get.fetch_add(1, Ordering::Relaxed);
+                let c = if hit.is_some() {
+                    &s.get_hits
+                } else {
+                    &s.get_misses
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(it) = hit {
+                write_value(out, &it, cas);
+            }
+        }
+        match rest {
+            Some(r) => {
+                let more = Tokens::new(r);
+                keys.extend_from_slice(more.as_slice());
+                rest = more.rest;
+            }
+            None => break,
+        }
+    }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
+pub fn write_value(out: &mut Vec<u8>, it: &crate::cache::items::Item, cas: bool) {
+    use std::io::Write as _;
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(&it.key);
+    let _ = write!(out, " {} {}", it.flags, it.data.len());
+    if cas {
+        let _ = write!(out, " {}", it.cas);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&it.data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `set`, `add`, `replace`, `append`, `prepend`, `cas` up to the value
+/// (memcached's `process_update_command`).
+fn process_update(
+    server: &Server,
+    sess: &mut Session,
+    t: &Tokens<'_>,
+    mode: StoreMode,
+    out: &mut Vec<u8>,
+) -> Action {
+    set_noreply_maybe(sess, t);
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return Action::Continue;
+    }
+    let (Some(flags), Some(exptime), Some(vlen)) =
+        (strtoul(t.get(2)), strtol(t.get(3)), strtol(t.get(4)))
+    else {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return Action::Continue;
+    };
+    let exptime = server.cache.clock().realtime(exptime);
+    let mut cas = 0;
+    if mode == StoreMode::Cas {
+        match strtoull(t.get(5)) {
+            Some(c) => cas = c,
+            None => {
+                out_string(sess, out, b"CLIENT_ERROR bad command line format");
+                return Action::Continue;
+            }
+        }
+    }
+    if !(0..=i32::MAX - 2).contains(&vlen) {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return Action::Continue;
+    }
+    let nbytes = vlen as usize;
+    let vlen = nbytes + 2;
+    if !server.cache.size_ok(key.len(), flags, nbytes) {
+        out_string(sess, out, b"SERVER_ERROR object too large for cache");
+        server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
+        return Action::Swallow(vlen);
+    }
+    if !server.cache.can_alloc(key.len(), flags, nbytes) {
+        out_string(sess, out, b"SERVER_ERROR out of memory storing object");
+        server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
+        // A failed set must not leave the old value readable.
+        if mode == StoreMode::Set {
+            server.cache.delete(key);
+        }
+        return Action::Swallow(vlen);
+    }
+    Action::Nread(PendingStore {
+        mode,
+        key: key.to_vec(),
+        flags,
+        exptime,
+        cas,
+        vlen,
+    })
+}
+
+/// The value of a store has arrived: `data` is `vlen` bytes, which must end
+/// in `\r\n` (memcached's `complete_nread_ascii`).
+pub fn complete_nread(
+    server: &Server,
+    sess: &mut Session,
+    p: &PendingStore,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let s = &server.stats;
+    s.cmd_set.fetch_add(1, Ordering::Relaxed);
+    if !data.ends_with(b"\r\n") {
+        out_string(sess, out, b"CLIENT_ERROR bad data chunk");
+        return;
+    }
+    let value = &data[..data.len() - 2];
+    let (res, _) = server
+        .cache
+        .store(p.mode, &p.key, p.flags, p.exptime, value, p.cas);
+    if p.mode == StoreMode::Cas {
+        let c = match res {
+            StoreResult::Stored => &s.cas_hits,
+            StoreResult::Exists => &s.cas_badval,
+            _ => &s.cas_misses,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    let reply: &[u8] = match res {
+        StoreResult::Stored => b"STORED",
+        StoreResult::Exists => b"EXISTS",
+        StoreResult::NotFound => b"NOT_FOUND",
+        StoreResult::NotStored => b"NOT_STORED",
+        StoreResult::TooLarge => b"SERVER_ERROR object too large for cache",
+        StoreResult::NoMemory => b"SERVER_ERROR out of memory storing object",
+    };
+    out_string(sess, out, reply);
+}
+
+/// `incr` / `decr` (memcached's `process_arithmetic_command`).
+fn process_arithmetic(
+    server: &Server,
+    sess: &mut Session,
+    t: &Tokens<'_>,
+    incr: bool,
+    out: &mut Vec<u8>,
+) {
+    set_noreply_maybe(sess, t);
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return;
+    }
+    let Some(delta) = strtoull(t.get(2)) else {
+        out_string(sess, out, b"CLIENT_ERROR invalid numeric delta argument");
+        return;
+    };
+    let s = &server.stats;
+    let (hits, misses) = if incr {
+        (&s.incr_hits, &s.incr_misses)
+    } else {
+        (&s.decr_hits, &s.decr_misses)
+    };
+    match server.cache.delta(key, incr, delta) {
+        DeltaResult::Ok(v) => {
+            hits.fetch_add(1, Ordering::Relaxed);
+            out_string(sess, out, v.to_string().as_bytes());
+        }
+        DeltaResult::NonNumeric => out_string(
+            sess,
+            out,
+            b"CLIENT_ERROR cannot increment or decrement non-numeric value",
+        ),
+        DeltaResult::NoMemory => out_string(sess, out, b"SERVER_ERROR out of memory"),
+        DeltaResult::NotFound => {
+            misses.fetch_add(1, Ordering::Relaxed);
+            out_string(sess, out, b"NOT_FOUND");
+        }
+    }
+}
+
+/// `delete <key> [0] [noreply]` (memcached's `process_delete_command`).
+fn process_delete(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    let n = t.ntokens();
+    if n > 3 {
+        let hold_is_zero = t.get(2) == b"0";
+        let noreply = set_noreply_maybe(sess, t);
+        let valid = (n == 4 && (hold_is_zero || noreply)) || (n == 5 && hold_is_zero && noreply);
+        if !valid {
+            out_string(
+                sess,
+                out,
+                b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
+            );
+            return;
+        }
+    }
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return;
+    }
+    let s = &server.stats;
+    if server.cache.delete(key) {
+        s.delete_hits.fetch_add(1, Ordering::Relaxed);
+        out_string(sess, out, b"DELETED");
+    } else {
+        s.delete_misses.fetch_add(1, Ordering::Relaxed);
+        out_string(sess, out, b"NOT_FOUND");
+    }
+}
+
+/// `touch <key> <exptime> [noreply]` (memcached's `process_touch_command`).
+fn process_touch(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    set_noreply_maybe(sess, t);
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return;
+    }
+    let Some(exptime) = strtol(t.get(2)) else {
+        out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
+        return;
+    };
+    let s = &server.stats;
+    s.cmd_touch.fetch_add(1, Ordering::Relaxed);
+    if server
+        .cache
+        .touch(key, server.cache.clock().realtime(exptime))
+    {
+        s.touch_hits.fetch_add(1, Ordering::Relaxed);
+        out_string(sess, out, b"TOUCHED");
+    } else {
+        s.touch_misses.fetch_add(1, Ordering::Relaxed);
+        out_string(sess, out, b"NOT_FOUND");
+    }
+}
+
+/// `flush_all [delay] [noreply]` (memcached's `process_flush_all_command`).
+fn process_flush_all(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    set_noreply_maybe(sess, t);
+    server.stats.cmd_flush.fetch_add(1, Ordering::Relaxed);
+    if !server.settings.flush_enabled {
+        out_string(sess, out, b"CLIENT_ERROR flush_all not allowed");
+        return;
+    }
+    let mut delay = 0;
+    if t.ntokens() != if sess.noreply { 3 } else { 2 } {
+        match strtol(t.get(1)) {
+            Some(d) => delay = d,
+            None => {
+                out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
+                return;
+            }
+        }
+    }
+    let when = if delay > 0 {
+        server.cache.clock().realtime(delay)
+    } else {
+        0
+    };
+    server.cache.flush_all(when);
+    out_string(sess, out, b"OK");
+}
+
+/// `shutdown [graceful]`, only with `-A`.
+fn process_shutdown(
+    server: &Server,
+    sess: &mut Session,
+    t: &Tokens<'_>,
+    out: &mut Vec<u8>,
+) -> Action {
+    if !server.settings.shutdown_command {
+        out_string(sess, out, b"ERROR: shutdown not enabled");
+        return Action::Continue;
+    }
+    let n = t.ntokens();
+    if n == 2 || (n == 3 && t.get(1) == b"graceful") {
+        return Action::Shutdown;
+    }
+    out_string(sess, out, b"CLIENT_ERROR invalid shutdown mode");
+    Action::Continue
+}
+
+/// `stats [group]` (memcached's `process_stat`).
+fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    let n = t.ntokens();
+    if n == 2 {
+        stats::general(server, out);
+        return;
+    }
+    match t.get(1) {
+        b"reset" => {
+            server.stats.reset();
+            out_string(sess, out, b"RESET");
+        }
+        b"settings" => stats::settings(&server.settings, server.verbosity(), out),
+        b"detail" => match t.get(2) {
+            b"on" | b"off" if n >= 4 => out_string(sess, out, b"OK"),
+            b"dump" if n >= 4 => out.extend_from_slice(b"END\r\n"),
+            _ => out_string(sess, out, b"CLIENT_ERROR usage: stats detail on|off|dump"),
+        },
+        b"cachedump" => {
+            if !server.settings.dump_enabled {
+                out_string(sess, out, b"CLIENT_ERROR stats cachedump not allowed");
+            } else if n < 5 {
+                out_string(sess, out, b"CLIENT_ERROR bad command line");
+            } else {
+                out.extend_from_slice(b"END\r\n");
+            }
+        }
+        b"items" | b"sizes" | b"slabs" | b"conns" => stats::group(server, t.get(1), out),
+        _ => out_string(sess, out, b"ERROR"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

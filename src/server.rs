@@ -1,0 +1,186 @@
+//! Shared server state and the main thread's accept loop: mirrors the part
+//! of memcached's `main()` after option parsing, and the `conn_listening`
+//! state of `drive_machine`.
+
+use std::io::{self, Write as _};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::{TcpListener, UnixListener};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::conn::Transport;
+use crate::settings::Settings;
+use crate::stats::{Gauges, Stats};
+use crate::thread::{self, Workers};
+
+/// Everything the workers share.
+#[derive(Debug)]
+pub struct Server {
+    /// Settings, read-only after start.
+    pub settings: Settings,
+    /// The cache.
+    pub cache: Cache,
+    /// Resettable counters.
+    pub stats: Stats,
+    /// Connection gauges.
+    pub gauges: Gauges,
+    /// Current verbosity (the `verbosity` command changes it).
+    verbose: AtomicU8,
+}
+
+impl Server {
+    /// Build the shared state from settings.
+    pub fn new(settings: Settings) -> Server {
+        let clock = Arc::new(Clock::new());
+        let cache = Cache::new(
+            clock,
+            settings.maxbytes,
+            settings.item_size_max,
+            settings.evict_to_free,
+            settings.use_cas,
+        );
+        Server {
+            verbose: AtomicU8::new(settings.verbose),
+            settings,
+            cache,
+            stats: Stats::default(),
+            gauges: Gauges::default(),
+        }
+    }
+
+    /// The `verbosity` command: memcached caps it at its maximum level.
+    pub fn set_verbosity(&self, level: u32) {
+        let level = level.min(2) as u8;
+        self.verbose.store(level, Ordering::Relaxed);
+        if std::env::var_os("RUST_LOG").is_none() {
+            log::set_max_level(level_filter(level));
+        }
+    }
+
+    /// The current verbosity.
+    pub fn verbosity(&self) -> u8 {
+        self.verbose.load(Ordering::Relaxed)
+    }
+
+    /// `shutdown`: memcached raises SIGINT and exits; so do we.
+    pub fn request_shutdown(&self) {
+        log::warn!("shutdown command received, exiting");
+        std::process::exit(0);
+    }
+}
+
+/// `-v` levels to `log` levels: warnings by default, `-v` info,
+/// `-vv` debug (every command), `-vvv` trace (every state change).
+pub fn level_filter(verbose: u8) -> log::LevelFilter {
+    match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
+}
+
+/// A listening socket watched by the main thread.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Open the sockets, start the workers and run the accept loop (which also
+/// ticks the clock once a second). Returns only on a fatal error.
+pub fn run(settings: Settings) -> Result<(), String> {
+    let listeners = crate::listen::open_all(&settings)?;
+    let server = Arc::new(Server::new(settings));
+    let udp_count = listeners.udp.len() as u64;
+    server.gauges.curr_connections.fetch_add(
+        udp_count * server.settings.num_threads as u64,
+        Ordering::Relaxed,
+    );
+    let mut workers =
+        thread::start(&server, &listeners.udp).map_err(|e| format!("starting workers: {e}"))?;
+
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut socks = Vec::new();
+    for l in listeners.tcp {
+        socks.push(Listener::Tcp(TcpListener::from_std(l)));
+    }
+    if let Some(l) = listeners.unix {
+        socks.push(Listener::Unix(UnixListener::from_std(l)));
+    }
+    for (i, l) in socks.iter_mut().enumerate() {
+        let src: &mut dyn mio::event::Source = match l {
+            Listener::Tcp(t) => t,
+            Listener::Unix(u) => u,
+        };
+        poll.registry()
+            .register(src, Token(i), Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut events = Events::with_capacity(64);
+    loop {
+        match poll.poll(&mut events, Some(Duration::from_secs(1))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        server.cache.clock().tick();
+        for ev in events.iter() {
+            if let Some(l) = socks.get(ev.token().0) {
+                accept_all(l, &server, &mut workers);
+            }
+        }
+    }
+}
+
+/// Accept until `WouldBlock` (edge-triggered), refusing past `-c` the way
+/// memcached's `maxconns_fast` does: a short error line, then close.
+fn accept_all(l: &Listener, server: &Server, workers: &mut Workers) {
+    loop {
+        let res = match l {
+            Listener::Tcp(t) => t.accept().map(|(s, _)| {
+                let _ = s.set_nodelay(true);
+                Transport::Tcp(s)
+            }),
+            Listener::Unix(u) => u.accept().map(|(s, _)| Transport::Unix(s)),
+        };
+        let transport = match res {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("accept(): {e}");
+                return;
+            }
+        };
+        let g = &server.gauges;
+        let curr = g.curr_connections.load(Ordering::Relaxed) as usize;
+        if server.settings.maxconns_fast && curr + 1 >= server.settings.maxconns {
+            server
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            refuse(transport);
+            continue;
+        }
+        g.curr_connections.fetch_add(1, Ordering::Relaxed);
+        g.connection_structures.fetch_add(1, Ordering::Relaxed);
+        server
+            .stats
+            .total_connections
+            .fetch_add(1, Ordering::Relaxed);
+        workers.dispatch_conn_new(transport);
+    }
+}
+
+fn refuse(transport: Transport) {
+    const MSG: &[u8] = b"ERROR Too many open connections\r\n";
+    let _ = match transport {
+        Transport::Tcp(mut s) => s.write(MSG),
+        Transport::Unix(mut s) => s.write(MSG),
+        Transport::Udp(_) => Ok(0),
+    };
+}

@@ -1,0 +1,257 @@
+//! Counters and the `stats` reply: mirrors memcached's `server_stats()`,
+//! `process_stat_settings()` and the `thread_stats` counters of `thread.c`.
+//!
+//! memcached keeps per-thread counters under per-thread mutexes and sums
+//! them on `stats`; here every counter is one relaxed atomic, which needs
+//! no lock at all. The field names and their order in the reply are
+//! memcached 1.6's, so tools that scrape `stats` keep working.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::settings::{Protocol, Settings};
+use crate::Server;
+
+/// Declares the counter struct and the names `stats reset` clears.
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Server-wide counters, bumped by every worker.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Stats {
+            /// `stats reset`: zero the resettable counters.
+            pub fn reset(&self) {
+                $(self.$name.store(0, Ordering::Relaxed);)*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Retrieval keys asked for (`get`, `gets`).
+    cmd_get,
+    /// Storage commands (`set`, `add`, ...).
+    cmd_set,
+    /// `flush_all` commands.
+    cmd_flush,
+    /// `touch` and `gat` keys.
+    cmd_touch,
+    /// Meta commands.
+    cmd_meta,
+    /// Retrieval hits.
+    get_hits,
+    /// Retrieval misses.
+    get_misses,
+    /// Retrievals that found an expired item.
+    get_expired,
+    /// Retrievals that found a flushed item.
+    get_flushed,
+    /// `delete` misses.
+    delete_misses,
+    /// `delete` hits.
+    delete_hits,
+    /// `incr` misses.
+    incr_misses,
+    /// `incr` hits.
+    incr_hits,
+    /// `decr` misses.
+    decr_misses,
+    /// `decr` hits.
+    decr_hits,
+    /// `cas` on a missing key.
+    cas_misses,
+    /// `cas` that stored.
+    cas_hits,
+    /// `cas` with a stale unique.
+    cas_badval,
+    /// `touch` / `gat` hits.
+    touch_hits,
+    /// `touch` / `gat` misses.
+    touch_misses,
+    /// Stores refused as too large.
+    store_too_large,
+    /// Stores refused for lack of memory.
+    store_no_memory,
+    /// Bytes read from clients.
+    bytes_read,
+    /// Bytes written to clients.
+    bytes_written,
+    /// Times a connection yielded after `-R` requests.
+    conn_yields,
+    /// Connections refused at `-c`.
+    rejected_connections,
+    /// Connections ever accepted.
+    total_connections,
+}
+
+/// Connection gauges: not reset by `stats reset`.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Open connections (UDP sockets included, as memcached counts them).
+    pub curr_connections: AtomicU64,
+    /// Connection structures allocated.
+    pub connection_structures: AtomicU64,
+}
+
+fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
+    let mut line = String::with_capacity(48);
+    let _ = write!(line, "STAT {name} {value}\r\n");
+    out.extend_from_slice(line.as_bytes());
+}
+
+fn rusage() -> (String, String) {
+    // SAFETY: getrusage only writes into the zeroed struct we pass it.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+    (f(ru.ru_utime), f(ru.ru_stime))
+}
+
+/// The general `stats` section (memcached's `server_stats` + `get_stats`),
+/// ending with `END`.
+pub fn general(server: &Server, out: &mut Vec<u8>) {
+    let s = &server.stats;
+    let g = &server.gauges;
+    let c = &server.cache.stats;
+    let now = server.cache.clock().now();
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (user, system) = rusage();
+    stat(out, "pid", std::process::id());
+    stat(out, "uptime", now);
+    stat(
+        out,
+        "time",
+        server.cache.clock().process_started() + i64::from(now),
+    );
+    stat(out, "version", crate::VERSION);
+    stat(out, "libevent", "mio");
+    stat(out, "pointer_size", usize::BITS);
+    stat(out, "rusage_user", user);
+    stat(out, "rusage_system", system);
+    stat(out, "max_connections", server.settings.maxconns);
+    stat(out, "curr_connections", get(&g.curr_connections));
+    stat(out, "total_connections", get(&s.total_connections));
+    stat(out, "rejected_connections", get(&s.rejected_connections));
+    stat(out, "connection_structures", get(&g.connection_structures));
+    for (name, v) in [
+        ("cmd_get", &s.cmd_get),
+        ("cmd_set", &s.cmd_set),
+        ("cmd_flush", &s.cmd_flush),
+        ("cmd_touch", &s.cmd_touch),
+        ("cmd_meta", &s.cmd_meta),
+        ("get_hits", &s.get_hits),
+        ("get_misses", &s.get_misses),
+        ("get_expired", &s.get_expired),
+        ("get_flushed", &s.get_flushed),
+        ("delete_misses", &s.delete_misses),
+        ("delete_hits", &s.delete_hits),
+        ("incr_misses", &s.incr_misses),
+        ("incr_hits", &s.incr_hits),
+        ("decr_misses", &s.decr_misses),
+        ("decr_hits", &s.decr_hits),
+        ("cas_misses", &s.cas_misses),
+        ("cas_hits", &s.cas_hits),
+        ("cas_badval", &s.cas_badval),
+        ("touch_hits", &s.touch_hits),
+        ("touch_misses", &s.touch_misses),
+        ("store_too_large", &s.store_too_large),
+        ("store_no_memory", &s.store_no_memory),
+    ] {
+        stat(out, name, get(v));
+    }
+    stat(out, "auth_cmds", 0);
+    stat(out, "auth_errors", 0);
+    stat(out, "bytes_read", get(&s.bytes_read));
+    stat(out, "bytes_written", get(&s.bytes_written));
+    stat(out, "limit_maxbytes", server.cache.limit());
+    stat(out, "accepting_conns", 1);
+    stat(out, "threads", server.settings.num_threads);
+    stat(out, "conn_yields", get(&s.conn_yields));
+    stat(out, "bytes", c.bytes.load(Ordering::Relaxed));
+    stat(out, "curr_items", get(&c.curr_items));
+    stat(out, "total_items", get(&c.total_items));
+    stat(out, "expired_unfetched", get(&c.expired_unfetched));
+    stat(out, "evicted_unfetched", get(&c.evicted_unfetched));
+    stat(out, "evictions", get(&c.evictions));
+    stat(out, "reclaimed", get(&c.reclaimed));
+    out.extend_from_slice(b"END\r\n");
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
+pub fn settings(st: &Settings, verbose: u8, out: &mut Vec<u8>) {
+    stat(out, "maxbytes", st.maxbytes);
+    stat(out, "maxconns", st.maxconns);
+    stat(out, "tcpport", st.port);
+    stat(out, "udpport", st.udp_port);
+    stat(out, "inter", st.inter.as_deref().unwrap_or("NULL"));
+    stat(out, "verbosity", verbose);
+    stat(out, "oldest", 0);
+    stat(
+        out,
+        "evictions",
+        if st.evict_to_free { "on" } else { "off" },
+    );
+    let sock = st.socket_path.as_ref().map(|p| p.display().to_string());
+    stat(out, "domain_socket", sock.as_deref().unwrap_or("NULL"));
+    stat(out, "umask", format_args!("{:o}", st.access_mask));
+    stat(out, "shutdown_command", yes_no(st.shutdown_command));
+    stat(out, "growth_factor", format_args!("{:.2}", st.factor));
+    stat(out, "chunk_size", st.chunk_size);
+    stat(out, "num_threads", st.num_threads);
+    stat(out, "num_threads_per_udp", st.num_threads);
+    stat(out, "stat_key_prefix", st.prefix_delimiter as char);
+    stat(out, "detail_enabled", "no");
+    stat(out, "reqs_per_event", st.reqs_per_event);
+    stat(out, "cas_enabled", yes_no(st.use_cas));
+    stat(out, "tcp_backlog", st.backlog);
+    let proto = match st.binding_protocol {
+        Protocol::Auto => "auto-negotiate",
+        Protocol::Ascii => "ascii",
+        Protocol::Binary => "binary",
+    };
+    stat(out, "binding_protocol", proto);
+    stat(out, "auth_enabled_sasl", "no");
+    stat(out, "auth_enabled_ascii", "no");
+    stat(out, "item_size_max", st.item_size_max);
+    stat(out, "maxconns_fast", yes_no(st.maxconns_fast));
+    stat(out, "hashpower_init", st.hashpower_init);
+    stat(out, "slab_chunk_max", st.slab_chunk_size_max);
+    stat(out, "flush_enabled", yes_no(st.flush_enabled));
+    stat(out, "dump_enabled", yes_no(st.dump_enabled));
+    stat(out, "idle_timeout", st.idle_timeout);
+    stat(out, "udp_reuseport", yes_no(st.udp_reuseport));
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// `stats items`, `stats slabs`, `stats sizes`, `stats conns`. The per-class
+/// figures come with the slab-class storage engine; until then these give
+/// memcached's reply for a server with no slab classes in use.
+pub fn group(server: &Server, name: &[u8], out: &mut Vec<u8>) {
+    match name {
+        b"slabs" => {
+            stat(out, "active_slabs", 0);
+            stat(
+                out,
+                "total_malloced",
+                server.cache.stats.bytes.load(Ordering::Relaxed),
+            );
+        }
+        b"sizes" => stat(out, "sizes_status", "disabled"),
+        _ => {}
+    }
+    out.extend_from_slice(b"END\r\n");
+}

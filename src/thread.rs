@@ -1,0 +1,206 @@
+//! Worker threads: mirrors memcached's `thread.c` (`memcached_thread_init`,
+//! `worker_libevent`, `dispatch_conn_new`, `thread_libevent_process`).
+//!
+//! Each worker owns a mio `Poll`, a `Waker` and a `Slab` of connections (the
+//! `slab` crate: connection storage, unrelated to memcached's memory slabs).
+//! The main thread hands a new connection to a worker by pushing it on the
+//! worker's queue and calling `Waker::wake`; memcached writes a byte to a
+//! notify pipe instead, but the idea is the same: the worker's poll returns
+//! with the reserved `WAKER` token and drains the queue.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::conn::{Conn, Outcome, Transport};
+use crate::Server;
+
+/// The token of a worker's `Waker`; a connection's token is its slab key.
+pub const WAKER: Token = Token(usize::MAX);
+
+/// The main thread's handle on one worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    /// New connections for the worker (memcached's `CQ_ITEM` queue).
+    queue: Arc<Mutex<VecDeque<Transport>>>,
+    /// Wakes the worker's poll (memcached's notify pipe).
+    waker: Arc<Waker>,
+    /// The thread, joined at exit.
+    pub thread: JoinHandle<()>,
+}
+
+/// All workers plus the round-robin cursor of `dispatch_conn_new`.
+#[derive(Debug)]
+pub struct Workers {
+    /// One handle per worker.
+    pub handles: Vec<WorkerHandle>,
+    /// The next worker to receive a connection.
+    last_thread: usize,
+}
+
+impl Workers {
+    /// Hand a new connection to the next worker in turn
+    /// (memcached's `dispatch_conn_new`).
+    pub fn dispatch_conn_new(&mut self, transport: Transport) {
+        let w = &self.handles[self.last_thread];
+        self.last_thread = (self.last_thread + 1) % self.handles.len();
+        w.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(transport);
+        if let Err(e) = w.waker.wake() {
+            log::error!("waking worker: {e}");
+        }
+    }
+}
+
+/// Start `n` workers. Each gets a clone of every UDP socket, as memcached
+/// `dup()`s its UDP socket into every thread.
+pub fn start(server: &Arc<Server>, udp: &[std::net::UdpSocket]) -> io::Result<Workers> {
+    let mut handles = Vec::new();
+    for id in 0..server.settings.num_threads {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let queue = Arc::new(Mutex::new(VecDeque::new()));
+        let mut conns = Slab::new();
+        for sock in udp {
+            let clone = sock.try_clone()?;
+            let mut conn = Conn::new(Transport::Udp(mio::net::UdpSocket::from_std(clone)));
+            let entry = conns.vacant_entry();
+            let token = Token(entry.key());
+            poll.registry().register(
+                conn.source(),
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            entry.insert(conn);
+        }
+        let mut worker = Worker {
+            poll,
+            waker: waker.clone(),
+            queue: queue.clone(),
+            conns,
+            pending: Vec::new(),
+            server: server.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || worker.run())?;
+        handles.push(WorkerHandle {
+            queue,
+            waker,
+            thread,
+        });
+    }
+    Ok(Workers {
+        handles,
+        last_thread: 0,
+    })
+}
+
+/// One worker's event loop state.
+struct Worker {
+    /// This worker's poll.
+    poll: Poll,
+    /// Its own waker, also used to wake itself for parked connections.
+    waker: Arc<Waker>,
+    /// Connections handed over by the main thread.
+    queue: Arc<Mutex<VecDeque<Transport>>>,
+    /// The connections; a token is a slab key.
+    conns: Slab<Conn>,
+    /// Connections that yielded after `-R` requests and must run again
+    /// without waiting for readiness.
+    pending: Vec<Token>,
+    /// Shared server state.
+    server: Arc<Server>,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("poll: {e}");
+                return;
+            }
+            // Connections parked in the last round go first, so they are
+            // not starved by new events.
+            let parked = std::mem::take(&mut self.pending);
+            for token in parked {
+                self.drive(token);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.accept_queued(),
+                    token => self.drive(token),
+                }
+            }
+            if !self.pending.is_empty() {
+                if let Err(e) = self.waker.wake() {
+                    log::error!("self-wake: {e}");
+                }
+            }
+        }
+    }
+
+    /// Register every connection the main thread queued for us.
+    fn accept_queued(&mut self) {
+        loop {
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            let Some(transport) = next else { break };
+            let mut conn = Conn::new(transport);
+            let entry = self.conns.vacant_entry();
+            let token = Token(entry.key());
+            if let Err(e) = self.poll.registry().register(
+                conn.source(),
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("register connection: {e}");
+                self.server
+                    .gauges
+                    .curr_connections
+                    .fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            entry.insert(conn);
+            // A client may have sent its request before we registered.
+            self.drive(token);
+        }
+    }
+
+    fn drive(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        match conn.drive_machine(&self.server) {
+            Outcome::Idle => {}
+            Outcome::Yield => {
+                if !self.pending.contains(&token) {
+                    self.pending.push(token);
+                }
+            }
+            Outcome::Close => {
+                let mut conn = self.conns.remove(token.0);
+                let _ = self.poll.registry().deregister(conn.source());
+                self.server
+                    .gauges
+                    .curr_connections
+                    .fetch_sub(1, Ordering::Relaxed);
+                log::debug!("connection {} closed", token.0);
+            }
+        }
+    }
+}

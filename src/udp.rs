@@ -1,0 +1,220 @@
+//! The UDP frame: mirrors memcached's `try_read_udp` (header parsing) and
+//! `build_udp_header` / `transmit_udp` (reply splitting) in `memcached.c`.
+//!
+//! Every datagram starts with an 8-byte header of four big-endian `u16`s:
+//! request id, sequence number, total datagrams, reserved. This module is
+//! pure framing, with no sockets, so that its rules are unit-tested.
+//!
+//! Two rules differ from memcached 1.6 on purpose (see docs/ARCHITECTURE.md):
+//! all replies to one request datagram form *one* message, split into
+//! datagrams numbered `0..n` of `n`; and a request whose total is not 1 is
+//! answered with `SERVER_ERROR multi-packet request not supported` instead
+//! of being dropped without a word.
+
+/// Size of the frame header.
+pub const UDP_HEADER_SIZE: usize = 8;
+/// Largest datagram sent, header included (memcached's `UDP_MAX_PAYLOAD_SIZE`).
+pub const UDP_MAX_PAYLOAD_SIZE: usize = 1400;
+/// Reply bytes carried by one datagram.
+pub const UDP_DATA_SIZE: usize = UDP_MAX_PAYLOAD_SIZE - UDP_HEADER_SIZE;
+/// Largest request datagram read (the largest a UDP socket can deliver).
+pub const UDP_READ_BUFFER_SIZE: usize = 65536;
+
+/// Reply to a request that spans more than one datagram.
+pub const MULTI_PACKET_ERROR: &[u8] = b"SERVER_ERROR multi-packet request not supported\r\n";
+
+/// The frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Chosen by the client, echoed in every reply datagram.
+    pub request_id: u16,
+    /// Index of this datagram in its message.
+    pub sequence: u16,
+    /// Datagrams in the message.
+    pub total: u16,
+    /// Reserved, 0.
+    pub reserved: u16,
+}
+
+/// What a received datagram asks of the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Too short to carry a header and a byte of request: drop it.
+    Drop,
+    /// A request spanning several datagrams: refuse it.
+    MultiPacket(Header),
+    /// A whole request: the header and the command bytes.
+    Single(Header, &'a [u8]),
+}
+
+impl Header {
+    /// Read the header at the start of `buf` (at least 8 bytes).
+    pub fn parse(buf: &[u8]) -> Header {
+        let u = |i: usize| u16::from_be_bytes([buf[i], buf[i + 1]]);
+        Header {
+            request_id: u(0),
+            sequence: u(2),
+            total: u(4),
+            reserved: u(6),
+        }
+    }
+
+    /// The 8 header bytes.
+    pub fn to_bytes(self) -> [u8; UDP_HEADER_SIZE] {
+        let mut b = [0u8; UDP_HEADER_SIZE];
+        b[0..2].copy_from_slice(&self.request_id.to_be_bytes());
+        b[2..4].copy_from_slice(&self.sequence.to_be_bytes());
+        b[4..6].copy_from_slice(&self.total.to_be_bytes());
+        b[6..8].copy_from_slice(&self.reserved.to_be_bytes());
+        b
+    }
+}
+
+/// Classify a received datagram.
+pub fn parse_request(datagram: &[u8]) -> Request<'_> {
+    if datagram.len() <= UDP_HEADER_SIZE {
+        return Request::Drop;
+    }
+    let h = Header::parse(datagram);
+    if h.total != 1 {
+        return Request::MultiPacket(h);
+    }
+    Request::Single(h, &datagram[UDP_HEADER_SIZE..])
+}
+
+/// Number of datagrams a reply of `len` bytes takes (at least one, so that
+/// even an empty reply would be framed; callers send nothing for that).
+/// Capped at `u16::MAX`, as memcached caps it.
+pub fn datagram_count(len: usize) -> u16 {
+    len.div_ceil(UDP_DATA_SIZE).clamp(1, usize::from(u16::MAX)) as u16
+}
+
+/// Split `reply` into framed datagrams for `request_id`, calling `emit`
+/// with each complete datagram in order.
+pub fn frame_reply(request_id: u16, reply: &[u8], mut emit: impl FnMut(&[u8])) {
+    let total = datagram_count(reply.len());
+    let mut buf = Vec::with_capacity(UDP_MAX_PAYLOAD_SIZE);
+    for (seq, chunk) in reply
+        .chunks(UDP_DATA_SIZE)
+        .take(usize::from(total))
+        .enumerate()
+    {
+        buf.clear();
+        let h = Header {
+            request_id,
+            sequence: seq as u16,
+            total,
+            reserved: 0,
+        };
+        buf.extend_from_slice(&h.to_bytes());
+        buf.extend_from_slice(chunk);
+        emit(&buf);
+    }
+}
+
+/// Run every command of one request datagram and collect all their replies
+/// in `reply` (one message per datagram). Nothing reads past the end of the
+/// datagram: a store whose value is cut short gets `CLIENT_ERROR bad data
+/// chunk` at once, and a trailing line without `\n` is dropped. Returns
+/// whether a `shutdown` was accepted.
+pub fn process_datagram(
+    server: &crate::Server,
+    sess: &mut crate::proto::text::Session,
+    payload: &[u8],
+    reply: &mut Vec<u8>,
+) -> bool {
+    use crate::proto::text::{self, Action};
+    let mut pos = 0;
+    while pos < payload.len() {
+        let buf = &payload[pos..];
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            log::debug!("UDP: {} bytes without a newline dropped", buf.len());
+            break;
+        };
+        let mut end = nl;
+        if end > 1 && buf[end - 1] == b'\r' {
+            end -= 1;
+        }
+        pos += nl + 1;
+        match text::process_command(server, sess, &buf[..end], reply) {
+            Action::Continue => {}
+            Action::Nread(p) => {
+                let rest = &payload[pos..];
+                if rest.len() < p.vlen {
+                    text::complete_nread(server, sess, &p, &rest[..0], reply);
+                    break;
+                }
+                text::complete_nread(server, sess, &p, &rest[..p.vlen], reply);
+                pos += p.vlen;
+            }
+            Action::Swallow(n) => pos += n.min(payload.len() - pos),
+            Action::Close | Action::Quit => break,
+            Action::Shutdown => return true,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let h = Header {
+            request_id: 0xBEEF,
+            sequence: 2,
+            total: 3,
+            reserved: 0,
+        };
+        assert_eq!(h.to_bytes(), [0xBE, 0xEF, 0, 2, 0, 3, 0, 0]);
+        assert_eq!(Header::parse(&h.to_bytes()), h);
+    }
+
+    #[test]
+    fn short_datagrams_are_dropped() {
+        assert_eq!(parse_request(&[]), Request::Drop);
+        assert_eq!(parse_request(&[0, 1, 0, 0, 0, 1, 0, 0]), Request::Drop);
+        let d = [0, 1, 0, 0, 0, 1, 0, 0, b'x'];
+        assert_eq!(
+            parse_request(&d),
+            Request::Single(Header::parse(&d), &b"x"[..])
+        );
+    }
+
+    #[test]
+    fn multi_packet_requests_are_refused() {
+        let d = [0, 7, 0, 0, 0, 2, 0, 0, b'g', b'e', b't'];
+        assert!(matches!(parse_request(&d), Request::MultiPacket(h) if h.request_id == 7));
+        let d = [0, 7, 0, 0, 0, 0, 0, 0, b'g'];
+        assert!(matches!(parse_request(&d), Request::MultiPacket(_)));
+    }
+
+    #[test]
+    fn replies_split_at_1392_data_bytes() {
+        let reply: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let mut grams = Vec::new();
+        frame_reply(9, &reply, |d| grams.push(d.to_vec()));
+        assert_eq!(grams.len(), 3);
+        let mut joined = Vec::new();
+        for (i, g) in grams.iter().enumerate() {
+            assert!(g.len() <= UDP_MAX_PAYLOAD_SIZE);
+            let h = Header::parse(g);
+            assert_eq!((h.request_id, h.sequence, h.total), (9, i as u16, 3));
+            joined.extend_from_slice(&g[UDP_HEADER_SIZE..]);
+        }
+        assert_eq!(grams[0].len(), 1400);
+        assert_eq!(joined, reply);
+    }
+
+    #[test]
+    fn exact_multiple_takes_no_empty_datagram() {
+        let reply = vec![b'a'; UDP_DATA_SIZE * 2];
+        let mut n = 0;
+        frame_reply(1, &reply, |d| {
+            n += 1;
+            assert_eq!(Header::parse(d).total, 2);
+        });
+        assert_eq!(n, 2);
+    }
+}

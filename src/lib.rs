@@ -33,6 +33,7 @@
 //! | --- | --- | --- |
 //! | `main.rs` | start-up | `main()` |
 //! | [`settings`] | the command line | `settings_init`, getopt |
+//! | [`daemon`] | file limit, `-u`, `-d`, `-P` | `daemon.c`, `main()` |
 //! | [`listen`] | address resolution, socket options, bind | `server_socket`, `maximize_sndbuf` |
 //! | [`server`] | shared state, accept loop | `main()`'s event loop, `conn_listening` |
 //! | [`thread`] | workers, queue, round robin | `thread.c` |
@@ -50,6 +51,7 @@
 pub mod cache;
 pub mod clock;
 pub mod conn;
+pub mod daemon;
 pub mod listen;
 pub mod proto;
 pub mod server;

@@ -1,7 +1,9 @@
-//! The `rmemcached` binary: parse settings, start logging, run the server
-//! (memcached's `main()`).
+//! The `rmemcached` binary: parse settings, start logging, prepare the
+//! process, run the server (memcached's `main()`).
 
 use std::io::Write as _;
+
+use rmemcached::daemon;
 
 fn main() {
     let settings = rmemcached::settings::parse_or_exit(std::env::args_os().skip(1));
@@ -10,6 +12,13 @@ fn main() {
     logger.format(|buf, record| writeln!(buf, "{}", record.args()));
     logger.parse_default_env();
     logger.init();
+
+    daemon::raise_nofile(&settings);
+    daemon::drop_privileges(&settings);
+    if settings.daemonize {
+        daemon::daemonize(&settings);
+    }
+    daemon::save_pid(&settings);
     if let Err(msg) = rmemcached::server::run(settings) {
         eprintln!("{msg}");
         // memcached exits with EX_OSERR when it cannot listen.

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what the tests need (the real memcached for the differential
+# tests, libmemcached-tools for memaslap/memcapable), then run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
+command -v memcaslap >/dev/null 2>&1 || need+=(libmemcached-tools)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+cargo test "$@"

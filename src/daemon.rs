@@ -30,7 +30,9 @@ pub fn raise_nofile(settings: &Settings) {
         return;
     }
     let new_hard = hard.max(want);
-    if setrlimit(Resource::RLIMIT_NOFILE, want, new_hard).is_err() && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+    if setrlimit(Resource::RLIMIT_NOFILE, want, new_hard).is_err()
+        && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err()
+    {
         die(
             EX_OSERR,
             "failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.",
@@ -48,7 +50,10 @@ pub fn drop_privileges(settings: &Settings) {
     };
     let user = match User::from_name(name) {
         Ok(Some(u)) => u,
-        _ => die(EX_NOUSER, format_args!("can't find the user {name} to switch to")),
+        _ => die(
+            EX_NOUSER,
+            format_args!("can't find the user {name} to switch to"),
+        ),
     };
     if let Err(e) = unistd::setgroups(&[]) {
         eprintln!("failed to drop supplementary groups: {e}");
@@ -57,7 +62,10 @@ pub fn drop_privileges(settings: &Settings) {
         }
     }
     if unistd::setgid(user.gid).is_err() || unistd::setuid(user.uid).is_err() {
-        die(EX_OSERR, format_args!("failed to assume identity of user {name}"));
+        die(
+            EX_OSERR,
+            format_args!("failed to assume identity of user {name}"),
+        );
     }
 }
 
@@ -71,14 +79,19 @@ pub fn daemonize(settings: &Settings) {
     }
     let keep_stdio = settings.verbose > 0;
     if unistd::daemon(settings.maxcore, keep_stdio).is_err() {
-        die(libc::EXIT_FAILURE, "failed to daemon() in order to daemonize");
+        die(
+            libc::EXIT_FAILURE,
+            "failed to daemon() in order to daemonize",
+        );
     }
 }
 
 /// `-P`: write the pid through a temporary file and a rename, as memcached's
 /// `save_pid`.
 pub fn save_pid(settings: &Settings) {
-    let Some(path) = &settings.pid_file else { return };
+    let Some(path) = &settings.pid_file else {
+        return;
+    };
     let mut tmp = path.clone().into_os_string();
     tmp.push(".tmp");
     let res = fs::File::create(&tmp)

@@ -249,21 +249,26 @@ pub fn open_all(settings: &Settings) -> Result<Listeners, String> {
         Some(t) => Some(fs::File::create(t).map_err(|e| format!("{}: {e}", t.to_string_lossy()))?),
         None => None,
     };
-    let listen_err = |what: &str, port: u16, e: io::Error| match &settings.inter {
+    let listen_err = |what: &str, port: i32, e: io::Error| match &settings.inter {
         None => format!("failed to listen on {what} port {port}: {e}"),
         Some(i) => format!("failed to listen on one of interface(s) {i}: {e}"),
     };
-    server_sockets(
-        settings.port,
-        Transport::Tcp,
-        settings,
-        &mut out,
-        &mut port_file,
-    )
-    .map_err(|e| listen_err("TCP", settings.port, e))?;
+    // -1 is memcached's "any free port", which is port 0 to bind(); a TCP
+    // port of 0 means no TCP socket at all, as in memcached.
+    let bind_port = |p: i32| p.max(0) as u16;
+    if settings.port != 0 {
+        server_sockets(
+            bind_port(settings.port),
+            Transport::Tcp,
+            settings,
+            &mut out,
+            &mut port_file,
+        )
+        .map_err(|e| listen_err("TCP", settings.port, e))?;
+    }
     if settings.udp_port != 0 {
         server_sockets(
-            settings.udp_port,
+            bind_port(settings.udp_port),
             Transport::Udp,
             settings,
             &mut out,

@@ -45,10 +45,6 @@ counters! {
     get_hits,
     /// Retrieval misses.
     get_misses,
-    /// Retrievals that found an expired item.
-    get_expired,
-    /// Retrievals that found a flushed item.
-    get_flushed,
     /// `delete` misses.
     delete_misses,
     /// `delete` hits.
@@ -147,8 +143,8 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
         ("cmd_meta", &s.cmd_meta),
         ("get_hits", &s.get_hits),
         ("get_misses", &s.get_misses),
-        ("get_expired", &s.get_expired),
-        ("get_flushed", &s.get_flushed),
+        ("get_expired", &c.get_expired),
+        ("get_flushed", &c.get_flushed),
         ("delete_misses", &s.delete_misses),
         ("delete_hits", &s.delete_hits),
         ("incr_misses", &s.incr_misses),

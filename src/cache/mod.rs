@@ -90,6 +90,36 @@ pub struct CacheStats {
     pub reclaimed: AtomicU64,
     /// Expired items reclaimed that were never read.
     pub expired_unfetched: AtomicU64,
+    /// Retrievals that found an expired item.
+    pub get_expired: AtomicU64,
+    /// Retrievals that found an item hidden by `flush_all`.
+    pub get_flushed: AtomicU64,
+}
+
+impl CacheStats {
+    /// `stats reset`: zero the counters (not the gauges `curr_items`, `bytes`).
+    pub fn reset(&self) {
+        for c in [
+            &self.total_items,
+            &self.evictions,
+            &self.evicted_unfetched,
+            &self.reclaimed,
+            &self.expired_unfetched,
+            &self.get_expired,
+            &self.get_flushed,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why a linked entry is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    /// Its exptime has passed.
+    Expired,
+    /// `flush_all` hid it.
+    Flushed,
 }
 
 /// The shared cache. One per process, used by every worker.
@@ -192,17 +222,32 @@ impl Cache {
 
     /// Whether a linked entry is dead: expired, or hidden by `flush_all`
     /// (memcached's `item_is_flushed` plus the exptime check).
-    fn is_dead(&self, shard: &Shard, idx: usize, now: u32) -> bool {
+    fn is_dead(&self, shard: &Shard, idx: usize, now: u32) -> Option<Death> {
         let e = shard.entry(idx);
-        if e.exptime != 0 && e.exptime <= now {
-            return true;
-        }
         let oldest_live = self.oldest_live.load(Ordering::Relaxed);
-        if oldest_live == 0 || oldest_live > now {
-            return false;
+        if oldest_live != 0 && oldest_live <= now {
+            let oldest_cas = self.oldest_cas.load(Ordering::Relaxed);
+            if e.time <= oldest_live
+                || (oldest_cas != 0 && e.item.cas != 0 && e.item.cas < oldest_cas)
+            {
+                return Some(Death::Flushed);
+            }
         }
-        let oldest_cas = self.oldest_cas.load(Ordering::Relaxed);
-        e.time <= oldest_live || (oldest_cas != 0 && e.item.cas != 0 && e.item.cas < oldest_cas)
+        (e.exptime != 0 && e.exptime <= now).then_some(Death::Expired)
+    }
+
+    /// Reclaim dead entries among the last few of the LRU, as memcached's
+    /// `lru_pull_tail` does before each allocation, counting `reclaimed`.
+    fn reclaim_tail(&self, shard: &mut Shard, now: u32) {
+        for idx in shard.tail_entries(5) {
+            if self.is_dead(shard, idx, now).is_some() {
+                let e = self.unlink(shard, idx);
+                self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+                if !e.fetched {
+                    self.stats.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     fn unlink(&self, shard: &mut Shard, idx: usize) -> lru::Entry {
@@ -214,12 +259,23 @@ impl Cache {
 
     /// Look up a live entry, unlinking it lazily if it is dead.
     fn find_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u32) -> Option<usize> {
-        let idx = shard.find(hash, key)?;
-        if self.is_dead(shard, idx, now) {
+        self.lookup(shard, hash, key, now).ok()
+    }
+
+    /// Like `find_live`, but says why a found entry was dead.
+    fn lookup(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        now: u32,
+    ) -> Result<usize, Option<Death>> {
+        let idx = shard.find(hash, key).ok_or(None)?;
+        if let Some(death) = self.is_dead(shard, idx, now) {
             self.unlink(shard, idx);
-            return None;
+            return Err(Some(death));
         }
-        Some(idx)
+        Ok(idx)
     }
 
     /// `get` / `gat`: the live item for `key`, bumped in the LRU at most once
@@ -228,7 +284,17 @@ impl Cache {
     pub fn get(&self, key: &[u8], touch: Option<u32>) -> Option<ItemRef> {
         let now = self.clock.now();
         let (hash, mut shard) = self.locate(key);
-        let idx = self.find_live(&mut shard, hash, key, now)?;
+        let idx = match self.lookup(&mut shard, hash, key, now) {
+            Ok(idx) => idx,
+            Err(death) => {
+                match death {
+                    Some(Death::Expired) => self.stats.get_expired.fetch_add(1, Ordering::Relaxed),
+                    Some(Death::Flushed) => self.stats.get_flushed.fetch_add(1, Ordering::Relaxed),
+                    None => 0,
+                };
+                return None;
+            }
+        };
         let e = shard.entry_mut(idx);
         e.fetched = true;
         if let Some(exptime) = touch {
@@ -273,6 +339,7 @@ impl Cache {
     ) -> (StoreResult, u64) {
         let now = self.clock.now();
         let (hash, mut shard) = self.locate(key);
+        self.reclaim_tail(&mut shard, now);
         let old = self.find_live(&mut shard, hash, key, now);
 
         // Decide, and for append/prepend build the combined value.
@@ -378,7 +445,7 @@ impl Cache {
             let Some(idx) = victim else {
                 return self.evict_elsewhere(need);
             };
-            if self.is_dead(shard, idx, now) {
+            if self.is_dead(shard, idx, now).is_some() {
                 let e = self.unlink(shard, idx);
                 self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
                 if !e.fetched {

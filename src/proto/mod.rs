@@ -1,5 +1,6 @@
 //! The wire protocols, as pure functions over bytes: mirrors memcached's
 //! `proto_text.c`. Nothing here touches a socket.
 
+pub mod admin;
 pub mod number;
 pub mod text;

@@ -73,7 +73,7 @@ pub struct Session {
 
 /// Append a one-line reply with `\r\n`, unless `noreply` swallows it
 /// (memcached's `out_string`).
-fn out_string(sess: &mut Session, out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn out_string(sess: &mut Session, out: &mut Vec<u8>, s: &[u8]) {
     if sess.noreply {
         sess.noreply = false;
         return;
@@ -150,7 +150,7 @@ impl<'a> Tokens<'a> {
 }
 
 /// memcached's `set_noreply_maybe`: a last token of `noreply` sets the flag.
-fn set_noreply_maybe(sess: &mut Session, t: &Tokens<'_>) -> bool {
+pub(crate) fn set_noreply_maybe(sess: &mut Session, t: &Tokens<'_>) -> bool {
     if t.len > 0 && t.get(t.len - 1) == b"noreply" {
         sess.noreply = true;
     }
@@ -227,6 +227,7 @@ pub fn process_command(
             }
         }
         b"stats" => process_stat(server, sess, &t, out),
+        b"slabs" => super::admin::process_slabs(server, sess, &t, out),
         b"flush_all" => {
             if want((2..=4).contains(&n), sess, out) {
                 process_flush_all(server, sess, &t, out);
@@ -377,14 +378,17 @@ fn process_update(
     }
     let nbytes = vlen as usize;
     let vlen = nbytes + 2;
-    if !server.cache.size_ok(key.len(), flags, nbytes) {
-        out_string(sess, out, b"SERVER_ERROR object too large for cache");
+    let refusal: Option<&[u8]> = if !server.cache.size_ok(key.len(), flags, nbytes) {
         server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
-        return Action::Swallow(vlen);
-    }
-    if !server.cache.can_alloc(key.len(), flags, nbytes) {
-        out_string(sess, out, b"SERVER_ERROR out of memory storing object");
+        Some(b"SERVER_ERROR object too large for cache")
+    } else if !server.cache.can_alloc(key.len(), flags, nbytes) {
         server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
+        Some(b"SERVER_ERROR out of memory storing object")
+    } else {
+        None
+    };
+    if let Some(msg) = refusal {
+        out_string(sess, out, msg);
         // A failed set must not leave the old value readable.
         if mode == StoreMode::Set {
             server.cache.delete(key);
@@ -594,6 +598,7 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
     match t.get(1) {
         b"reset" => {
             server.stats.reset();
+            server.cache.stats.reset();
             out_string(sess, out, b"RESET");
         }
         b"settings" => stats::settings(&server.settings, server.verbosity(), out),

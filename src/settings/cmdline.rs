@@ -119,8 +119,8 @@ impl State {
     fn new() -> State {
         let settings = Settings::default();
         State {
-            port: i32::from(settings.port),
-            udp_port: i32::from(settings.udp_port),
+            port: settings.port,
+            udp_port: settings.udp_port,
             num_threads: settings.num_threads as i32,
             num_napi_ids: 0,
             item_size_max: settings.item_size_max as i32,
@@ -493,8 +493,15 @@ fn finish(state: &mut State) -> Result<(), SettingsError> {
     Ok(())
 }
 
-fn port(n: i32) -> Result<u16, SettingsError> {
-    u16::try_from(n).map_err(|_| SettingsError::Usage(format!("ERROR: Invalid port number {n}.")))
+/// A port as memcached keeps it: an `int` where -1 means "any free port".
+fn port(n: i32) -> Result<i32, SettingsError> {
+    if (-1..=65535).contains(&n) {
+        Ok(n)
+    } else {
+        Err(SettingsError::Usage(format!(
+            "ERROR: Invalid port number {n}."
+        )))
+    }
 }
 
 /// memcached's `_parse_slab_sizes`: `-`-separated, ascending by more than

@@ -20,8 +20,7 @@
 //!
 //! Accepted no-ops, recorded by name in
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
-//! their value passes memcached's check: `no_hashexpand`, `slab_reassign`,
-//! `no_slab_reassign`, `slab_automove[=0..2]`, `no_slab_automove`,
+//! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
 //! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
 //! `tail_repair_time`, `hash_algorithm`, `lru_crawler`, `no_lru_crawler`,
 //! `lru_crawler_sleep`, `lru_crawler_tocrawl`, `lru_maintainer`,
@@ -160,7 +159,16 @@ fn one(
             state.slab_chunk_max = SLAB_PAGE_SIZE;
             Honoured
         }
+        "slab_reassign" => {
+            s.slab_reassign = true;
+            Honoured
+        }
+        "no_slab_reassign" => {
+            s.slab_reassign = false;
+            Honoured
+        }
         "no_modern" => {
+            s.slab_reassign = false;
             if !state.slab_chunk_changed {
                 state.slab_chunk_max = SLAB_PAGE_SIZE;
             }
@@ -327,8 +335,6 @@ fn one(
             Ignored
         }
         "no_hashexpand"
-        | "slab_reassign"
-        | "no_slab_reassign"
         | "no_slab_automove"
         | "lru_crawler"
         | "no_lru_crawler"

@@ -50,12 +50,14 @@ pub enum Protocol {
 /// worker starts, then shared read-only (`Arc<Settings>`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// TCP port (`-p`, 11211). 0 picks a random port, reported through
-    /// the file named by `MEMCACHED_PORT_FILENAME`.
-    pub port: u16,
+    /// TCP port (`-p`, 11211). As in memcached, -1 picks a random port,
+    /// reported through the file named by `MEMCACHED_PORT_FILENAME`, and 0
+    /// opens no TCP socket at all.
+    pub port: i32,
     /// UDP port (`-U`, 0 = off). As in memcached, a non-zero `-U` given
     /// without `-p` becomes the TCP port as well.
-    pub udp_port: u16,
+    /// -1 picks a random UDP port.
+    pub udp_port: i32,
     /// Unix socket path (`-s`); when set, no TCP or UDP socket is opened.
     pub socket_path: Option<PathBuf>,
     /// Permission mask of the unix socket (`-a`, octal, 0700).
@@ -154,6 +156,9 @@ pub struct Settings {
     /// settings` and the log can show them. See the `extended` module for
     /// which names those are.
     pub ignored_options: Vec<String>,
+    /// Whether `slabs reassign` is allowed (`-o slab_reassign`, on by
+    /// default; `no_slab_reassign` and `no_modern` turn it off).
+    pub slab_reassign: bool,
 }
 
 impl Default for Settings {
@@ -199,6 +204,7 @@ impl Default for Settings {
             memory_file: None,
             auth_file: None,
             ignored_options: Vec::new(),
+            slab_reassign: true,
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn start_with(bin: &str, extra: &[&str]) -> Server {
         "-l".into(),
         "127.0.0.1".into(),
         "-p".into(),
-        "0".into(),
+        "-1".into(),
         "-U".into(),
         "0".into(),
     ];

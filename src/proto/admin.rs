@@ -1,0 +1,75 @@
+//! Administrative ASCII commands: mirrors `process_slabs_command` and
+//! `process_slabs_automove_command` of memcached's `proto_text.c`, and
+//! `slabs_reassign` of `slabs.c`.
+
+use super::number::{strtol, strtoul};
+use super::text::{out_string, Session, Tokens};
+use crate::Server;
+
+/// Number of slab classes memcached's `slabs_init` would make for these
+/// settings (its `power_largest`): chunk sizes grow by `-f` from
+/// `sizeof(item) + -n`, 8-byte aligned, up to `slab_chunk_max`.
+pub fn power_largest(settings: &crate::settings::Settings) -> i32 {
+    let max = settings.slab_chunk_size_max as f64;
+    let mut size = (crate::cache::items::ITEM_HEADER_SIZE + settings.chunk_size) as f64;
+    let mut class = 1;
+    while class < 63 && size <= max / settings.factor {
+        let aligned = (size as usize).div_ceil(8) * 8;
+        size = aligned as f64 * settings.factor;
+        class += 1;
+    }
+    class
+}
+
+/// `slabs reassign <src> <dst>` and `slabs automove <0|1|2|ratio N>`.
+pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    let n = t.ntokens();
+    if n == 5 && t.get(1) == b"reassign" {
+        if !server.settings.slab_reassign {
+            out_string(sess, out, b"CLIENT_ERROR slab reassignment disabled");
+            return;
+        }
+        let (Some(src), Some(dst)) = (strtol(t.get(2)), strtol(t.get(3))) else {
+            out_string(sess, out, b"CLIENT_ERROR bad command line format");
+            return;
+        };
+        let largest = power_largest(&server.settings);
+        let reply: &[u8] = if src == dst {
+            b"SAME src and dst class are identical"
+        } else if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
+            b"BADCLASS invalid src or dst class id"
+        } else {
+            // Items are not kept in slab pages here, so no class ever has
+            // a spare page to give away.
+            b"NOSPARE source class has no spare pages"
+        };
+        out_string(sess, out, reply);
+    } else if n >= 4 && t.get(1) == b"automove" {
+        super::text::set_noreply_maybe(sess, t);
+        if t.get(2) == b"ratio" {
+            let ok = n >= 5
+                && std::str::from_utf8(t.get(3)).is_ok_and(|s| s.trim().parse::<f64>().is_ok());
+            out_string(sess, out, if ok { b"OK" } else { b"ERROR" });
+            return;
+        }
+        match strtoul(t.get(2)) {
+            None => out_string(sess, out, b"CLIENT_ERROR bad command line format"),
+            Some(level) if level <= 2 => out_string(sess, out, b"OK"),
+            Some(_) => out_string(sess, out, b"ERROR"),
+        }
+    } else {
+        out_string(sess, out, b"ERROR");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_settings_make_memcacheds_39_classes() {
+        // memcached 1.6.18 with no options reports classes 1..=39 in
+        // `stats slabs` once filled (largest chunk 524288).
+        assert_eq!(power_largest(&crate::settings::Settings::default()), 39);
+    }
+}

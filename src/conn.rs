@@ -353,6 +353,7 @@ impl Conn {
         let start = self.rpos;
         self.rpos += nl + 1;
         let line = &self.rbuf[start..start + end];
+        self.sess.unsent = self.wpos;
         let action = text::process_command(server, &mut self.sess, line, &mut self.wbuf);
         self.apply(server, action);
     }
@@ -360,6 +361,7 @@ impl Conn {
     fn apply(&mut self, server: &Server, action: Action) {
         match action {
             Action::Continue => self.set_state(ConnState::NewCmd),
+            Action::Flush => self.set_state(ConnState::Mwrite),
             Action::Nread(p) => {
                 self.pending = Some(p);
                 self.set_state(ConnState::Nread);
@@ -368,7 +370,12 @@ impl Conn {
                 self.sbytes = n;
                 self.set_state(ConnState::Swallow);
             }
-            Action::Close => self.set_state(ConnState::Closing),
+            Action::Close => {
+                // Replies queued since the last flush die with the
+                // connection, as in memcached.
+                self.wbuf.truncate(self.wpos);
+                self.set_state(ConnState::Closing);
+            }
             Action::Quit => {
                 self.close_after_write = true;
                 self.set_state(ConnState::Mwrite);

@@ -138,6 +138,7 @@ pub fn process_datagram(
         pos += nl + 1;
         match text::process_command(server, sess, &buf[..end], reply) {
             Action::Continue => {}
+            Action::Flush => sess.unsent = reply.len(),
             Action::Nread(p) => {
                 let rest = &payload[pos..];
                 if rest.len() < p.vlen {
@@ -148,7 +149,11 @@ pub fn process_datagram(
                 pos += p.vlen;
             }
             Action::Swallow(n) => pos += n.min(payload.len() - pos),
-            Action::Close | Action::Quit => break,
+            Action::Close => {
+                reply.truncate(sess.unsent);
+                break;
+            }
+            Action::Quit => break,
             Action::Shutdown => return true,
         }
     }

@@ -51,6 +51,9 @@ pub struct PendingStore {
 pub enum Action {
     /// The reply (if any) is in `out`; parse the next command.
     Continue,
+    /// Write out everything queued before the next command (memcached's
+    /// `conn_mwrite` after a retrieval).
+    Flush,
     /// Read `vlen` bytes of value, then call [`complete_nread`].
     Nread(PendingStore),
     /// Discard this many bytes (a value that cannot be stored).
@@ -69,6 +72,10 @@ pub struct Session {
     /// memcached's `c->noreply`: set by a trailing `noreply`, consumed by
     /// the next reply line, which is then not sent.
     pub noreply: bool,
+    /// Where in the output the replies not yet handed to the socket begin.
+    /// memcached drops those when a `get` meets a too-long key or the
+    /// connection is closed; they are the replies since the last flush.
+    pub unsent: usize,
 }
 
 /// Append a one-line reply with `\r\n`, unless `noreply` swallows it
@@ -202,7 +209,7 @@ pub fn process_command(
             if want(n >= 3, sess, out) {
                 let cas = cmd == b"gets" || cmd == b"gats";
                 let touch = cmd == b"gat" || cmd == b"gats";
-                process_get(server, sess, &t, cas, touch, out);
+                return process_get(server, sess, &t, cas, touch, out);
             }
         }
         b"set" => return store(StoreMode::Set, sess, out),
@@ -251,8 +258,12 @@ pub fn process_command(
             }
         }
         _ => {
-            // A browser or proxy speaking HTTP to us is hung up on.
-            if t.get(n - 2).starts_with(b"HTTP/") {
+            // memcached picks a command by its first letter; only names
+            // outside those letters are checked for HTTP, and a browser or
+            // proxy speaking HTTP to us is hung up on.
+            let known_letter = matches!(cmd[0], b'g' | b's' | b'a' | b'c' | b'i' | b'd' | b't')
+                || (cmd[0] == b'm' && cmd.len() == 2);
+            if !known_letter && t.get(n - 2).starts_with(b"HTTP/") {
                 return Action::Close;
             }
             out_string(sess, out, b"ERROR");
@@ -269,14 +280,13 @@ fn process_get(
     cas: bool,
     touch: bool,
     out: &mut Vec<u8>,
-) {
-    let start = out.len();
+) -> Action {
     let mut exptime = None;
     let mut first_key = 1;
     if touch {
         let Some(e) = strtol(t.get(1)) else {
             out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
-            return;
+            return Action::Continue;
         };
         exptime = Some(server.cache.clock().realtime(e));
         first_key = 2;
@@ -287,10 +297,11 @@ fn process_get(
     loop {
         for key in keys.drain(..) {
             if key.len() > KEY_MAX_LENGTH {
-                // Drop whatever this command already queued.
-                out.truncate(start);
+                // memcached releases every reply not yet sent, this
+                // command's and earlier ones', then reports the error.
+                out.truncate(sess.unsent);
                 out_string(sess, out, b"CLIENT_ERROR bad command line format");
-                return;
+                return Action::Continue;
             }
             let hit = server.cache.get(key, exptime);
             if touch {
@@ -324,6 +335,7 @@ fn process_get(
         }
     }
     out.extend_from_slice(b"END\r\n");
+    Action::Flush
 }
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.

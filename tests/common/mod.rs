@@ -91,13 +91,15 @@ pub fn start_with(bin: &str, extra: &[&str]) -> Server {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = std::fs::remove_file(&port_file);
-    assert!(tcp != 0, "server did not report its port");
-    Server {
+    // Built before the check so that a failed start still kills the child.
+    let server = Server {
         child,
         port: tcp,
         udp_port: udp,
         socket: None,
-    }
+    };
+    assert!(server.port != 0, "server did not report its port");
+    server
 }
 
 /// Start the binary on a unix socket only.

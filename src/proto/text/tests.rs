@@ -21,7 +21,7 @@ fn run(server: &Server, input: &[u8]) -> Vec<u8> {
         let line = &input[pos..pos + end];
         pos += nl + 1;
         match process_command(server, &mut sess, line, &mut out) {
-            Action::Continue => {}
+            Action::Continue | Action::Flush => {}
             Action::Nread(p) => {
                 let data = &input[pos..(pos + p.vlen).min(input.len())];
                 pos += data.len();

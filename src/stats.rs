@@ -167,17 +167,67 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "bytes_written", get(&s.bytes_written));
     stat(out, "limit_maxbytes", server.cache.limit());
     stat(out, "accepting_conns", 1);
+    stat(out, "listen_disabled_num", 0);
+    stat(out, "time_in_listen_disabled_us", 0);
     stat(out, "threads", server.settings.num_threads);
     stat(out, "conn_yields", get(&s.conn_yields));
+    // memcached machinery that has no counterpart here (hash expansion,
+    // slab page moves, the LRU crawler and maintainer, the logger): the
+    // names are kept so that tools scraping `stats` find them, at 0.
+    for name in ZERO_FIELDS_MID {
+        stat(out, name, 0);
+    }
     stat(out, "bytes", c.bytes.load(Ordering::Relaxed));
     stat(out, "curr_items", get(&c.curr_items));
     stat(out, "total_items", get(&c.total_items));
+    stat(out, "slab_global_page_pool", 0);
     stat(out, "expired_unfetched", get(&c.expired_unfetched));
     stat(out, "evicted_unfetched", get(&c.evicted_unfetched));
+    stat(out, "evicted_active", 0);
     stat(out, "evictions", get(&c.evictions));
     stat(out, "reclaimed", get(&c.reclaimed));
+    for name in ZERO_FIELDS_END {
+        stat(out, name, 0);
+    }
     out.extend_from_slice(b"END\r\n");
 }
+
+/// Fields of memcached's general stats between `conn_yields` and `bytes`
+/// that describe machinery rmemcached does not have.
+const ZERO_FIELDS_MID: &[&str] = &[
+    "hash_is_expanding",
+    "slab_reassign_rescues",
+    "slab_reassign_chunk_rescues",
+    "slab_reassign_evictions_nomem",
+    "slab_reassign_inline_reclaim",
+    "slab_reassign_busy_items",
+    "slab_reassign_busy_deletes",
+    "slab_reassign_running",
+    "slabs_moved",
+    "lru_crawler_running",
+    "lru_crawler_starts",
+    "lru_maintainer_juggles",
+    "malloc_fails",
+    "log_worker_dropped",
+    "log_worker_written",
+    "log_watcher_skipped",
+    "log_watcher_sent",
+    "log_watchers",
+    "unexpected_napi_ids",
+    "round_robin_fallback",
+];
+
+/// The same, after `reclaimed`.
+const ZERO_FIELDS_END: &[&str] = &[
+    "crawler_reclaimed",
+    "crawler_items_checked",
+    "lrutail_reflocked",
+    "moves_to_cold",
+    "moves_to_warm",
+    "moves_within_lru",
+    "direct_reclaims",
+    "lru_bumps_dropped",
+];
 
 fn yes_no(b: bool) -> &'static str {
     if b {

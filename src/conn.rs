@@ -47,6 +47,24 @@ pub enum ConnState {
     Closing,
 }
 
+impl ConnState {
+    /// memcached's name for the state, as `-vvv` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Listening => "conn_listening",
+            ConnState::NewCmd => "conn_new_cmd",
+            ConnState::Waiting => "conn_waiting",
+            ConnState::Read => "conn_read",
+            ConnState::ParseCmd => "conn_parse_cmd",
+            ConnState::Nread => "conn_nread",
+            ConnState::Swallow => "conn_swallow",
+            ConnState::Write => "conn_write",
+            ConnState::Mwrite => "conn_mwrite",
+            ConnState::Closing => "conn_closing",
+        }
+    }
+}
+
 /// The socket under a connection.
 #[derive(Debug)]
 pub enum Transport {
@@ -138,6 +156,16 @@ impl Conn {
         }
     }
 
+    /// The socket's file descriptor, for log lines (memcached logs by fd).
+    fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &self.transport {
+            Transport::Tcp(s) => s.as_raw_fd(),
+            Transport::Unix(s) => s.as_raw_fd(),
+            Transport::Udp(s) => s.as_raw_fd(),
+        }
+    }
+
     fn is_udp(&self) -> bool {
         matches!(self.transport, Transport::Udp(_))
     }
@@ -145,7 +173,12 @@ impl Conn {
     /// memcached's `conn_set_state`: every transition is logged at `-vvv`.
     fn set_state(&mut self, state: ConnState) {
         if state != self.state {
-            log::trace!("conn {:p}: {:?} -> {:?}", self, self.state, state);
+            log::trace!(
+                "{}: going from {} to {}",
+                self.fd(),
+                self.state.name(),
+                state.name()
+            );
             self.state = state;
         }
     }

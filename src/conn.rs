@@ -111,6 +111,8 @@ pub struct Conn {
     sbytes: usize,
     /// Close once the queued replies are written (`quit`).
     close_after_write: bool,
+    /// Relative time of the last command, for `-o idle_timeout`.
+    pub last_cmd_time: u32,
     /// Framed UDP datagrams not yet sent, with their destinations. Filled
     /// when `sendto` hits `EAGAIN`; drained when the socket is writable.
     udp_out: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -127,7 +129,7 @@ fn interrupted(e: &io::Error) -> bool {
 impl Conn {
     /// A new connection. Stream sockets start in `conn_new_cmd`, UDP in
     /// `conn_read`, as memcached's `dispatch_conn_new` starts them.
-    pub fn new(transport: Transport) -> Conn {
+    pub fn new(transport: Transport, now: u32) -> Conn {
         let state = match transport {
             Transport::Udp(_) => ConnState::Read,
             _ => ConnState::NewCmd,
@@ -143,6 +145,7 @@ impl Conn {
             pending: None,
             sbytes: 0,
             close_after_write: false,
+            last_cmd_time: now,
             udp_out: VecDeque::new(),
         }
     }
@@ -164,6 +167,19 @@ impl Conn {
             Transport::Unix(s) => s.as_raw_fd(),
             Transport::Udp(s) => s.as_raw_fd(),
         }
+    }
+
+    /// Whether `-o idle_timeout` may close this connection now: a stream
+    /// connection waiting for its next command for longer than the timeout
+    /// (memcached's `conn_timeout_thread`).
+    pub fn is_idle(&self, now: u32, idle_timeout: u32) -> bool {
+        !self.is_udp()
+            && matches!(
+                self.state,
+                ConnState::Waiting | ConnState::Read | ConnState::NewCmd
+            )
+            && self.unread().is_empty()
+            && now.saturating_sub(self.last_cmd_time) > idle_timeout
     }
 
     fn is_udp(&self) -> bool {
@@ -387,6 +403,7 @@ impl Conn {
         self.rpos += nl + 1;
         let line = &self.rbuf[start..start + end];
         self.sess.unsent = self.wpos;
+        self.last_cmd_time = server.cache.clock().now();
         let action = text::process_command(server, &mut self.sess, line, &mut self.wbuf);
         self.apply(server, action);
     }

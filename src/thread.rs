@@ -70,7 +70,10 @@ pub fn start(server: &Arc<Server>, udp: &[std::net::UdpSocket]) -> io::Result<Wo
         let mut conns = Slab::new();
         for sock in udp {
             let clone = sock.try_clone()?;
-            let mut conn = Conn::new(Transport::Udp(mio::net::UdpSocket::from_std(clone)));
+            let mut conn = Conn::new(
+                Transport::Udp(mio::net::UdpSocket::from_std(clone)),
+                server.cache.clock().now(),
+            );
             let entry = conns.vacant_entry();
             let token = Token(entry.key());
             poll.registry().register(
@@ -123,8 +126,12 @@ struct Worker {
 impl Worker {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
+        let idle_timeout = self.server.settings.idle_timeout;
+        // With an idle timeout the loop also wakes once a second to look
+        // for idle connections (memcached runs a thread for that).
+        let tick = (idle_timeout > 0).then_some(std::time::Duration::from_secs(1));
         loop {
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            if let Err(e) = self.poll.poll(&mut events, tick) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -143,6 +150,9 @@ impl Worker {
                     token => self.drive(token),
                 }
             }
+            if idle_timeout > 0 {
+                self.close_idle(idle_timeout);
+            }
             if !self.pending.is_empty() {
                 if let Err(e) = self.waker.wake() {
                     log::error!("self-wake: {e}");
@@ -160,7 +170,7 @@ impl Worker {
                 .unwrap_or_else(|e| e.into_inner())
                 .pop_front();
             let Some(transport) = next else { break };
-            let mut conn = Conn::new(transport);
+            let mut conn = Conn::new(transport, self.server.cache.clock().now());
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key());
             if let Err(e) = self.poll.registry().register(
@@ -179,6 +189,31 @@ impl Worker {
             // A client may have sent its request before we registered.
             self.drive(token);
         }
+    }
+
+    /// Close connections idle for longer than `-o idle_timeout` seconds.
+    fn close_idle(&mut self, idle_timeout: u32) {
+        let now = self.server.cache.clock().now();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle(now, idle_timeout))
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            log::info!("closing idle connection {key}");
+            self.close(Token(key));
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        let mut conn = self.conns.remove(token.0);
+        let _ = self.poll.registry().deregister(conn.source());
+        self.server
+            .gauges
+            .curr_connections
+            .fetch_sub(1, Ordering::Relaxed);
+        log::debug!("connection {} closed", token.0);
     }
 
     fn drive(&mut self, token: Token) {

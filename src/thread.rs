@@ -227,15 +227,7 @@ impl Worker {
                     self.pending.push(token);
                 }
             }
-            Outcome::Close => {
-                let mut conn = self.conns.remove(token.0);
-                let _ = self.poll.registry().deregister(conn.source());
-                self.server
-                    .gauges
-                    .curr_connections
-                    .fetch_sub(1, Ordering::Relaxed);
-                log::debug!("connection {} closed", token.0);
-            }
+            Outcome::Close => self.close(token),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! and once more against the real memcached (when installed) so that the
 //! expectations themselves are memcached's.
 mod common;
+use common::show;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,15 +25,6 @@ type Step = (Vec<u8>, Vec<u8>);
 
 fn s(req: impl AsRef<[u8]>, want: impl AsRef<[u8]>) -> Step {
     (req.as_ref().to_vec(), want.as_ref().to_vec())
-}
-
-fn show(b: &[u8]) -> String {
-    let t = String::from_utf8_lossy(b);
-    if t.len() > 300 {
-        format!("{}...({} bytes)", &t[..300], b.len())
-    } else {
-        format!("{t:?}")
-    }
 }
 
 /// Read until `n` bytes came, the peer closed, or the read timed out.

@@ -4,19 +4,11 @@
 //! 2048-byte rule for lines without a newline. Another client's data
 //! survives all of it.
 mod common;
+use common::show;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn show(b: &[u8]) -> String {
-    let t = String::from_utf8_lossy(b);
-    if t.len() > 300 {
-        format!("{:?}...({} bytes)", &t[..300], b.len())
-    } else {
-        format!("{t:?}")
-    }
-}
 
 /// What a connection does next: bytes until it closes or goes quiet.
 #[derive(Debug, PartialEq)]

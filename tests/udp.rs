@@ -9,16 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use common::show;
 use common::{udp_header, udp_recv, udp_request, Datagram};
-
-fn show(b: &[u8]) -> String {
-    let t = String::from_utf8_lossy(b);
-    if t.len() > 300 {
-        format!("{:?}...({} bytes)", &t[..300], b.len())
-    } else {
-        format!("{t:?}")
-    }
-}
 
 /// Send one datagram: header (id, seq, total) then `payload`.
 fn send(s: &UdpSocket, id: u16, seq: u16, total: u16, payload: &[u8]) {

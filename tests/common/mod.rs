@@ -235,3 +235,14 @@ pub fn udp_request(s: &UdpSocket, id: u16, req: &[u8]) -> Vec<u8> {
         .collect::<Vec<_>>()
         .concat()
 }
+
+/// Bytes as a short escaped string for assertion messages.
+pub fn show(b: &[u8]) -> String {
+    const MAX: usize = 300;
+    if b.len() > MAX {
+        let head = String::from_utf8_lossy(&b[..MAX]);
+        format!("{head:?}...({} bytes)", b.len())
+    } else {
+        format!("{:?}", String::from_utf8_lossy(b))
+    }
+}

@@ -34,8 +34,11 @@ pub enum Transport {
 pub struct Listeners {
     /// TCP listeners, watched by the main thread.
     pub tcp: Vec<std::net::TcpListener>,
-    /// UDP sockets, one per resolved address; each worker gets a clone.
-    pub udp: Vec<std::net::UdpSocket>,
+    /// UDP sockets, one group per resolved address. A group holds one
+    /// socket that every worker clones, or with `-o udp_reuseport` one
+    /// `SO_REUSEPORT` socket per worker, between which the kernel spreads
+    /// the clients.
+    pub udp: Vec<Vec<std::net::UdpSocket>>,
     /// The unix socket listener (`-s`).
     pub unix: Option<std::os::unix::net::UnixListener>,
 }
@@ -96,7 +99,7 @@ pub fn maximize_sndbuf(sock: &Socket) -> usize {
     got
 }
 
-fn new_socket(addr: &SocketAddr, transport: Transport) -> io::Result<Socket> {
+fn new_socket(addr: &SocketAddr, transport: Transport, reuse_port: bool) -> io::Result<Socket> {
     let (ty, proto) = match transport {
         Transport::Tcp => (Type::STREAM, SockProto::TCP),
         Transport::Udp => (Type::DGRAM, SockProto::UDP),
@@ -107,6 +110,9 @@ fn new_socket(addr: &SocketAddr, transport: Transport) -> io::Result<Socket> {
         sock.set_only_v6(true)?;
     }
     sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
     match transport {
         Transport::Udp => {
             maximize_sndbuf(&sock);
@@ -144,7 +150,8 @@ fn server_socket(
     let mut bound = 0;
     for ai in addrs {
         let ai = ai?;
-        let sock = match new_socket(&ai.sockaddr, transport) {
+        let reuse_port = transport == Transport::Udp && settings.udp_reuseport;
+        let sock = match new_socket(&ai.sockaddr, transport, reuse_port) {
             Ok(s) => s,
             Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return Err(e),
             Err(e) => {
@@ -176,7 +183,18 @@ fn server_socket(
                 sock.listen(settings.backlog)?;
                 out.tcp.push(sock.into());
             }
-            Transport::Udp => out.udp.push(sock.into()),
+            Transport::Udp if reuse_port => {
+                // The rest of the group binds to the port the first got.
+                let addr = sock.local_addr()?;
+                let mut group = vec![sock.into()];
+                for _ in 1..settings.num_threads {
+                    let s = new_socket(&ai.sockaddr, transport, true)?;
+                    s.bind(&addr)?;
+                    group.push(s.into());
+                }
+                out.udp.push(group);
+            }
+            Transport::Udp => out.udp.push(vec![sock.into()]),
         }
     }
     Ok(bound)

@@ -60,16 +60,17 @@ impl Workers {
 }
 
 /// Start `n` workers. Each gets a clone of every UDP socket, as memcached
-/// `dup()`s its UDP socket into every thread.
-pub fn start(server: &Arc<Server>, udp: &[std::net::UdpSocket]) -> io::Result<Workers> {
+/// `dup()`s its UDP socket into every thread, or with `-o udp_reuseport`
+/// its own socket of each group.
+pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Result<Workers> {
     let mut handles = Vec::new();
     for id in 0..server.settings.num_threads {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let queue = Arc::new(Mutex::new(VecDeque::new()));
         let mut conns = Slab::new();
-        for sock in udp {
-            let clone = sock.try_clone()?;
+        for group in udp {
+            let clone = group[id % group.len()].try_clone()?;
             let mut conn = Conn::new(
                 Transport::Udp(mio::net::UdpSocket::from_std(clone)),
                 server.cache.clock().now(),

@@ -187,6 +187,12 @@ impl Cache {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// `cache_memlimit`: a new limit in bytes. Lowering it frees nothing at
+    /// once; later stores evict down to it.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
     /// Whether an item of this key and value length could ever be stored
     /// (memcached's `item_size_ok`).
     pub fn size_ok(&self, nkey: usize, flags: u32, nbytes: usize) -> bool {

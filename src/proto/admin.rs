@@ -1,6 +1,6 @@
 //! Administrative ASCII commands: mirrors `process_slabs_command` and
-//! `process_slabs_automove_command` of memcached's `proto_text.c`, and
-//! `slabs_reassign` of `slabs.c`.
+//! `process_slabs_automove_command` and `process_memlimit_command` of
+//! memcached's `proto_text.c`, and `slabs_reassign` of `slabs.c`.
 
 use super::number::{strtol, strtoul};
 use super::text::{out_string, Session, Tokens};
@@ -62,9 +62,53 @@ pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &
     }
 }
 
+/// `cache_memlimit <megabytes> [noreply]`: change `-m` at run time. A lower
+/// limit is reached by evicting on later stores, as memcached frees pages
+/// gradually.
+pub fn process_memlimit(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    super::text::set_noreply_maybe(sess, t);
+    let reply: &[u8] = match strtoul(t.get(1)) {
+        None => b"ERROR",
+        Some(mb) if mb < 8 => b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
+        Some(mb) if mb > 1_000_000_000 => {
+            b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+        }
+        Some(mb) => {
+            server.cache.set_limit(mb as usize * 1024 * 1024);
+            log::info!("maxbytes adjusted to {mb}m");
+            b"OK"
+        }
+    };
+    out_string(sess, out, reply);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memlimit_replies() {
+        let server = Server::new(crate::settings::Settings::default());
+        let run = |line: &[u8]| {
+            let mut sess = Session::default();
+            let mut out = Vec::new();
+            process_memlimit(&server, &mut sess, &Tokens::new(line), &mut out);
+            out
+        };
+        assert_eq!(run(b"cache_memlimit x"), b"ERROR\r\n");
+        assert_eq!(
+            run(b"cache_memlimit 7"),
+            &b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"[..]
+        );
+        assert_eq!(
+            run(b"cache_memlimit 1000000001"),
+            &b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"[..]
+        );
+        assert_eq!(run(b"cache_memlimit 100 noreply"), b"");
+        assert_eq!(server.cache.limit(), 100 * 1024 * 1024);
+        assert_eq!(run(b"cache_memlimit 8"), b"OK\r\n");
+        assert_eq!(server.cache.limit(), 8 * 1024 * 1024);
+    }
 
     #[test]
     fn default_settings_make_memcacheds_39_classes() {

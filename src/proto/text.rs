@@ -235,6 +235,11 @@ pub fn process_command(
         }
         b"stats" => process_stat(server, sess, &t, out),
         b"slabs" => super::admin::process_slabs(server, sess, &t, out),
+        b"cache_memlimit" => {
+            if want(n == 3 || n == 4, sess, out) {
+                super::admin::process_memlimit(server, sess, &t, out);
+            }
+        }
         b"flush_all" => {
             if want((2..=4).contains(&n), sess, out) {
                 process_flush_all(server, sess, &t, out);

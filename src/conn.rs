@@ -225,6 +225,23 @@ impl Conn {
         res
     }
 
+    /// Give back buffer space a large value or reply left behind, so that
+    /// an idle connection holds little memory (memcached returns its big
+    /// read buffers to a pool for the same reason).
+    fn shrink_buffers(&mut self) {
+        const KEEP: usize = 16 * 1024;
+        if self.rpos > 0 {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        if self.rbuf.capacity() > 4 * KEEP {
+            self.rbuf.shrink_to(KEEP.max(self.rbuf.len()));
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * KEEP {
+            self.wbuf.shrink_to(KEEP);
+        }
+    }
+
     fn stream_write(&mut self) -> io::Result<usize> {
         let buf = &self.wbuf[self.wpos..];
         match &mut self.transport {
@@ -254,6 +271,7 @@ impl Conn {
                         } else if self.wpos < self.wbuf.len() {
                             self.set_state(ConnState::Mwrite);
                         } else {
+                            self.shrink_buffers();
                             self.set_state(ConnState::Waiting);
                         }
                     } else if self.wpos < self.wbuf.len() {

@@ -29,10 +29,7 @@ pub fn raise_nofile(settings: &Settings) {
     if soft >= want {
         return;
     }
-    let new_hard = hard.max(want);
-    if setrlimit(Resource::RLIMIT_NOFILE, want, new_hard).is_err()
-        && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err()
-    {
+    if setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).is_err() {
         die(
             EX_OSERR,
             "failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.",

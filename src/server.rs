@@ -127,7 +127,17 @@ pub fn run(settings: Settings) -> Result<(), String> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("poll: {e}")),
         }
-        server.cache.clock().tick();
+        let clock = server.cache.clock();
+        let before = clock.now();
+        clock.tick();
+        if clock.now() != before {
+            server.cache.crawl_step();
+            // An accept that failed (EMFILE, say) left connections in the
+            // backlog, and no new edge will report them: retry each second.
+            for l in &socks {
+                accept_all(l, &server, &mut workers);
+            }
+        }
         for ev in events.iter() {
             if let Some(l) = socks.get(ev.token().0) {
                 accept_all(l, &server, &mut workers);

@@ -146,6 +146,10 @@ pub struct Cache {
     oldest_live: AtomicU32,
     /// Items with a CAS below this are dead too (the flush's own second).
     oldest_cas: AtomicU64,
+    /// Where the next cross-shard eviction starts.
+    evict_cursor: AtomicUsize,
+    /// The shard the background pass visits next.
+    crawl_cursor: AtomicUsize,
     /// Counters.
     pub stats: CacheStats,
 }
@@ -173,6 +177,8 @@ impl Cache {
             cas_id: AtomicU64::new(0),
             oldest_live: AtomicU32::new(0),
             oldest_cas: AtomicU64::new(0),
+            evict_cursor: AtomicUsize::new(0),
+            crawl_cursor: AtomicUsize::new(0),
             stats: CacheStats::default(),
         }
     }
@@ -204,7 +210,7 @@ impl Cache {
     /// swallowed, as memcached's `item_alloc` failing does.
     pub fn can_alloc(&self, nkey: usize, flags: u32, nbytes: usize) -> bool {
         let size = item_ntotal(nkey, flags, nbytes, self.use_cas);
-        size <= self.limit() && (self.evict_to_free || self.used() + size <= self.limit())
+        size <= self.limit() && (self.evict_to_free || self.fits(size) || self.free_elsewhere(size))
     }
 
     fn used(&self) -> usize {
@@ -221,7 +227,9 @@ impl Cache {
 
     fn locate(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
         let hash = self.hasher.hash_one(key);
-        let shard = (hash >> 58) as usize % SHARDS;
+        // Middle bits: hashbrown uses the top 7 bits as its control tag,
+        // which must stay varied within a shard.
+        let shard = (hash >> 32) as usize % SHARDS;
         let guard = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         (hash, guard)
     }
@@ -247,11 +255,7 @@ impl Cache {
     fn reclaim_tail(&self, shard: &mut Shard, now: u32) {
         for idx in shard.tail_entries(5) {
             if self.is_dead(shard, idx, now).is_some() {
-                let e = self.unlink(shard, idx);
-                self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
-                if !e.fetched {
-                    self.stats.expired_unfetched.fetch_add(1, Ordering::Relaxed);
-                }
+                self.reclaim(shard, idx);
             }
         }
     }
@@ -435,35 +439,44 @@ impl Cache {
         self.stats.total_items.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Free memory until `need` more bytes fit under the limit, evicting from
-    /// the tail of the locked shard (never the entry `keep`). Gives up when
-    /// eviction is off or the shard has nothing left to give: memory charged
-    /// in other shards is then freed by [`Cache::evict_elsewhere`] on the
-    /// next store, which keeps this function from taking a second lock.
+    /// Free memory until `need` more bytes fit under the limit: dead
+    /// entries at the tail of the locked shard first, then (unless `-M`)
+    /// live ones, never the entry `keep`. When this shard has nothing left
+    /// to give, the other shards are asked ([`Cache::free_elsewhere`]).
     fn make_room(&self, shard: &mut Shard, need: usize, keep: Option<usize>) -> bool {
         let now = self.clock.now();
         loop {
-            if self.used() + need <= self.limit() {
+            if self.fits(need) {
                 return true;
             }
-            // Expired items at the tail are reclaimed even with -M.
-            let victim = shard.tail_entries(5).into_iter().find(|&i| Some(i) != keep);
-            let Some(idx) = victim else {
-                return self.evict_elsewhere(need);
-            };
-            if self.is_dead(shard, idx, now).is_some() {
-                let e = self.unlink(shard, idx);
-                self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
-                if !e.fetched {
-                    self.stats.expired_unfetched.fetch_add(1, Ordering::Relaxed);
-                }
+            let tail = shard.tail_entries(5);
+            if let Some(&idx) = tail
+                .iter()
+                .find(|&&i| Some(i) != keep && self.is_dead(shard, i, now).is_some())
+            {
+                self.reclaim(shard, idx);
                 continue;
             }
-            if !self.evict_to_free {
-                return false;
+            match tail.into_iter().find(|&i| Some(i) != keep) {
+                Some(idx) if self.evict_to_free => {
+                    let e = self.unlink(shard, idx);
+                    self.count_eviction(&e);
+                }
+                _ => return self.free_elsewhere(need),
             }
-            let e = self.unlink(shard, idx);
-            self.count_eviction(&e);
+        }
+    }
+
+    fn fits(&self, need: usize) -> bool {
+        self.used() + need <= self.limit()
+    }
+
+    /// Unlink a dead entry, counting it as memcached counts a reclaim.
+    fn reclaim(&self, shard: &mut Shard, idx: usize) {
+        let e = self.unlink(shard, idx);
+        self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+        if !e.fetched {
+            self.stats.expired_unfetched.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -474,27 +487,59 @@ impl Cache {
         }
     }
 
-    /// Evict from other shards' tails while the caller's shard is empty of
-    /// candidates. Each other shard is only *tried*: a shard that is busy is
-    /// skipped, so two stores evicting for each other cannot deadlock.
-    fn evict_elsewhere(&self, need: usize) -> bool {
-        if !self.evict_to_free {
-            return self.used() + need <= self.limit();
-        }
-        for shard in self.shards.iter() {
-            let Ok(mut s) = shard.try_lock() else {
-                continue;
-            };
-            while self.used() + need > self.limit() {
-                let Some(idx) = s.tail() else { break };
-                let e = self.unlink(&mut s, idx);
-                self.count_eviction(&e);
+    /// Free memory in the other shards: first reclaim dead entries at their
+    /// tails (also with `-M`), then, if eviction is on, evict their tails.
+    /// Shards are visited from a rotating start so that no shard is always
+    /// the victim, and only *tried*: a busy shard (the caller's own among
+    /// them) is skipped, so this never waits for a second lock.
+    fn free_elsewhere(&self, need: usize) -> bool {
+        let now = self.clock.now();
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        for evict in [false, true] {
+            if evict && !self.evict_to_free {
+                break;
             }
-            if self.used() + need <= self.limit() {
-                return true;
+            for i in 0..SHARDS {
+                let Ok(mut s) = self.shards[(start + i) % SHARDS].try_lock() else {
+                    continue;
+                };
+                while !self.fits(need) {
+                    let victim = if evict {
+                        s.tail()
+                    } else {
+                        s.tail_entries(5)
+                            .into_iter()
+                            .find(|&i| self.is_dead(&s, i, now).is_some())
+                    };
+                    let Some(idx) = victim else { break };
+                    if evict {
+                        let e = self.unlink(&mut s, idx);
+                        self.count_eviction(&e);
+                    } else {
+                        self.reclaim(&mut s, idx);
+                    }
+                }
+                if self.fits(need) {
+                    return true;
+                }
             }
         }
-        self.used() + need <= self.limit()
+        self.fits(need)
+    }
+
+    /// One step of the background pass (memcached's LRU crawler): reclaim
+    /// every dead entry of the next shard. The main thread calls this once
+    /// a second, so a cache full of expired or flushed items frees itself
+    /// within `SHARDS` seconds even when nothing touches those keys.
+    pub fn crawl_step(&self) {
+        let now = self.clock.now();
+        let i = self.crawl_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        let mut s = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        for idx in s.indices() {
+            if self.is_dead(&s, idx, now).is_some() {
+                self.reclaim(&mut s, idx);
+            }
+        }
     }
 
     /// `incr` / `decr` (memcached's `do_add_delta`): the value must be a
@@ -532,9 +577,13 @@ impl Cache {
             flags,
             cas: self.next_cas(),
         });
-        // An in-place rewrite in memcached is an update, not a new item.
+        let in_place = size <= old_size;
         self.link(&mut shard, hash, Some(idx), item, exptime, now, size);
-        self.stats.total_items.fetch_sub(1, Ordering::Relaxed);
+        // memcached rewrites a value that still fits in place: an update,
+        // not a new item; a longer one is a new item.
+        if in_place {
+            self.stats.total_items.fetch_sub(1, Ordering::Relaxed);
+        }
         DeltaResult::Ok(value)
     }
 

@@ -74,3 +74,62 @@ fn flush_all_hides_existing_items() {
         "items stored after the flush live"
     );
 }
+
+#[test]
+fn no_eviction_still_reclaims_flushed_items() {
+    let c = cache(16 * 1024, false);
+    let value = vec![b'v'; 1000];
+    let mut i = 0;
+    while c
+        .store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value, 0)
+        .0
+        == StoreResult::Stored
+    {
+        i += 1;
+    }
+    assert!(!c.can_alloc(3, 0, 1000), "full");
+    c.flush_all(0);
+    assert!(c.can_alloc(3, 0, 1000), "flushed items make room at once");
+    assert_eq!(
+        c.store(StoreMode::Set, b"new", 0, 0, &value, 0).0,
+        StoreResult::Stored
+    );
+}
+
+#[test]
+fn background_pass_frees_a_cache_of_dead_items() {
+    let c = cache(1024 * 1024, true);
+    for i in 0..500 {
+        c.store(
+            StoreMode::Set,
+            format!("k{i}").as_bytes(),
+            0,
+            0,
+            b"value",
+            0,
+        );
+    }
+    c.flush_all(0);
+    for _ in 0..SHARDS {
+        c.crawl_step();
+    }
+    assert_eq!(c.stats.curr_items.load(Ordering::Relaxed), 0);
+    assert_eq!(c.stats.bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(c.stats.reclaimed.load(Ordering::Relaxed), 500);
+}
+
+#[test]
+fn bytes_return_to_zero_after_deletes() {
+    let c = cache(1024 * 1024, true);
+    for i in 0..100 {
+        let k = format!("k{i}");
+        c.store(StoreMode::Set, k.as_bytes(), 1, 0, b"12", 0);
+        c.store(StoreMode::Append, k.as_bytes(), 0, 0, b"34", 0);
+        c.delta(k.as_bytes(), true, 99_999_999);
+    }
+    for i in 0..100 {
+        assert!(c.delete(format!("k{i}").as_bytes()));
+    }
+    assert_eq!(c.stats.bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(c.stats.curr_items.load(Ordering::Relaxed), 0);
+}

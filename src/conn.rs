@@ -10,11 +10,11 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use mio::net::{TcpStream, UdpSocket, UnixStream};
 
+use crate::proto::get::{self, GetCmd, Progress};
 use crate::proto::text::{self, Action, PendingStore, Session, MAX_LINE, MAX_LINE_NO_GET};
 use crate::udp;
 use crate::Server;
@@ -88,6 +88,17 @@ pub enum Outcome {
     Close,
 }
 
+/// The rest of a multi-get served in slices (see `proto::get`).
+#[derive(Debug)]
+struct PausedGet {
+    /// How to answer each key.
+    cmd: GetCmd,
+    /// The keys of the command line not yet served.
+    keys: Vec<u8>,
+    /// How far into `keys` serving has got.
+    pos: usize,
+}
+
 /// One client connection (or one worker's UDP socket).
 #[derive(Debug)]
 pub struct Conn {
@@ -111,11 +122,14 @@ pub struct Conn {
     sbytes: usize,
     /// Close once the queued replies are written (`quit`).
     close_after_write: bool,
+    /// A multi-get that spent its reply budget and waits for the write to
+    /// drain before serving the rest of its keys.
+    paused_get: Option<PausedGet>,
     /// Relative time of the last command, for `-o idle_timeout`.
     pub last_cmd_time: u32,
     /// Framed UDP datagrams not yet sent, with their destinations. Filled
     /// when `sendto` hits `EAGAIN`; drained when the socket is writable.
-    udp_out: VecDeque<(SocketAddr, Vec<u8>)>,
+    udp_out: VecDeque<udp::Outgoing>,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -145,6 +159,7 @@ impl Conn {
             pending: None,
             sbytes: 0,
             close_after_write: false,
+            paused_get: None,
             last_cmd_time: now,
             udp_out: VecDeque::new(),
         }
@@ -266,7 +281,9 @@ impl Conn {
                     // what is queued, then yield.
                     nreqs -= 1;
                     if nreqs >= 0 {
-                        if !self.unread().is_empty() {
+                        if let Some(g) = self.paused_get.take() {
+                            self.resume_get(server, g);
+                        } else if !self.unread().is_empty() {
                             self.set_state(ConnState::ParseCmd);
                         } else if self.wpos < self.wbuf.len() {
                             self.set_state(ConnState::Mwrite);
@@ -423,12 +440,32 @@ impl Conn {
         self.sess.unsent = self.wpos;
         self.last_cmd_time = server.cache.clock().now();
         let action = text::process_command(server, &mut self.sess, line, &mut self.wbuf);
+        if let Action::GetMore(cmd, offset) = action {
+            // Keep the keys not served yet; the line itself is consumed.
+            let keys = self.rbuf[start + offset..start + end].to_vec();
+            self.paused_get = Some(PausedGet { cmd, keys, pos: 0 });
+            self.set_state(ConnState::Mwrite);
+            return;
+        }
         self.apply(server, action);
+    }
+
+    /// Serve the next slice of a paused multi-get.
+    fn resume_get(&mut self, server: &Server, mut g: PausedGet) {
+        self.sess.unsent = self.wpos;
+        let keys = &g.keys[g.pos..];
+        if let Progress::Paused(n) =
+            get::serve_keys(server, &mut self.sess, g.cmd, keys, &mut self.wbuf)
+        {
+            g.pos += n;
+            self.paused_get = Some(g);
+        }
+        self.set_state(ConnState::Mwrite);
     }
 
     fn apply(&mut self, server: &Server, action: Action) {
         match action {
-            Action::Continue => self.set_state(ConnState::NewCmd),
+            Action::Continue | Action::GetMore(..) => self.set_state(ConnState::NewCmd),
             Action::Flush => self.set_state(ConnState::Mwrite),
             Action::Nread(p) => {
                 self.pending = Some(p);
@@ -465,8 +502,11 @@ impl Conn {
                     Ok(()) => self.set_state(ConnState::Read),
                     Err(e) if would_block(&e) => return Outcome::Idle,
                     Err(e) => {
+                        // Lose this datagram, not the connection.
                         log::warn!("UDP send failed: {e}");
-                        self.udp_out.pop_front();
+                        if let Some(o) = self.udp_out.front_mut() {
+                            o.next += 1;
+                        }
                     }
                 },
                 _ => {
@@ -509,7 +549,10 @@ impl Conn {
                 h.request_id
             }
             udp::Request::Single(h, payload) => {
-                self.sess = Session::default();
+                self.sess = Session {
+                    get_budget: udp::MAX_REPLY,
+                    ..Session::default()
+                };
                 if udp::process_datagram(server, &mut self.sess, payload, &mut reply) {
                     server.request_shutdown();
                 }
@@ -517,8 +560,7 @@ impl Conn {
             }
         };
         if !reply.is_empty() {
-            let out = &mut self.udp_out;
-            udp::frame_reply(id, &reply, |d| out.push_back((peer, d.to_vec())));
+            self.udp_out.push_back(udp::Outgoing::new(peer, id, reply));
         }
         Ok(())
     }
@@ -528,12 +570,17 @@ impl Conn {
         let Transport::Udp(sock) = &self.transport else {
             unreachable!("UDP only")
         };
-        while let Some((peer, d)) = self.udp_out.front() {
-            let n = sock.send_to(d, *peer)?;
-            server
-                .stats
-                .bytes_written
-                .fetch_add(n as u64, Ordering::Relaxed);
+        // The datagram buffer is reused: `wbuf` is idle on a UDP conn.
+        while let Some(o) = self.udp_out.front_mut() {
+            while o.next < o.total() {
+                o.datagram(o.next, &mut self.wbuf);
+                let n = sock.send_to(&self.wbuf, o.peer)?;
+                server
+                    .stats
+                    .bytes_written
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                o.next += 1;
+            }
             self.udp_out.pop_front();
         }
         Ok(())

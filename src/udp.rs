@@ -20,6 +20,12 @@ pub const UDP_DATA_SIZE: usize = UDP_MAX_PAYLOAD_SIZE - UDP_HEADER_SIZE;
 /// Largest request datagram read (the largest a UDP socket can deliver).
 pub const UDP_READ_BUFFER_SIZE: usize = 65536;
 
+/// Largest reply one request datagram can get: the header's total is a
+/// `u16`. A multi-get that would need more is answered with memcached's
+/// `SERVER_ERROR out of memory writing get response` instead of a message
+/// cut short.
+pub const MAX_REPLY: usize = u16::MAX as usize * UDP_DATA_SIZE - 1024 * 1024;
+
 /// Reply to a request that spans more than one datagram.
 pub const MULTI_PACKET_ERROR: &[u8] = b"SERVER_ERROR multi-packet request not supported\r\n";
 
@@ -82,33 +88,60 @@ pub fn parse_request(datagram: &[u8]) -> Request<'_> {
     Request::Single(h, &datagram[UDP_HEADER_SIZE..])
 }
 
-/// Number of datagrams a reply of `len` bytes takes (at least one, so that
-/// even an empty reply would be framed; callers send nothing for that).
-/// Capped at `u16::MAX`, as memcached caps it.
+/// Number of datagrams a reply of `len` bytes takes (at least one).
+/// Callers keep replies under `u16::MAX` datagrams (see [`MAX_REPLY`]).
 pub fn datagram_count(len: usize) -> u16 {
     len.div_ceil(UDP_DATA_SIZE).clamp(1, usize::from(u16::MAX)) as u16
 }
 
-/// Split `reply` into framed datagrams for `request_id`, calling `emit`
-/// with each complete datagram in order.
-pub fn frame_reply(request_id: u16, reply: &[u8], mut emit: impl FnMut(&[u8])) {
-    let total = datagram_count(reply.len());
-    let mut buf = Vec::with_capacity(UDP_MAX_PAYLOAD_SIZE);
-    for (seq, chunk) in reply
-        .chunks(UDP_DATA_SIZE)
-        .take(usize::from(total))
-        .enumerate()
-    {
-        buf.clear();
-        let h = Header {
+/// A reply message waiting to be sent, datagram by datagram. The reply is
+/// kept whole and each datagram is framed just before it is sent, so a
+/// large reply is never held twice.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Where the request came from.
+    pub peer: std::net::SocketAddr,
+    /// The request id to echo.
+    pub request_id: u16,
+    /// Every reply byte of the request datagram.
+    pub reply: Vec<u8>,
+    /// The next sequence number to send.
+    pub next: u16,
+}
+
+impl Outgoing {
+    /// A message for `reply`. A reply too large for the frame's `u16`
+    /// datagram count is replaced by memcached's out-of-memory error.
+    pub fn new(peer: std::net::SocketAddr, request_id: u16, mut reply: Vec<u8>) -> Outgoing {
+        if reply.len() > usize::from(u16::MAX) * UDP_DATA_SIZE {
+            reply = b"SERVER_ERROR out of memory writing get response\r\n".to_vec();
+        }
+        Outgoing {
+            peer,
             request_id,
-            sequence: seq as u16,
-            total,
+            reply,
+            next: 0,
+        }
+    }
+
+    /// Datagrams in the message.
+    pub fn total(&self) -> u16 {
+        datagram_count(self.reply.len())
+    }
+
+    /// Frame datagram `seq` into `buf`.
+    pub fn datagram(&self, seq: u16, buf: &mut Vec<u8>) {
+        let start = usize::from(seq) * UDP_DATA_SIZE;
+        let end = (start + UDP_DATA_SIZE).min(self.reply.len());
+        let h = Header {
+            request_id: self.request_id,
+            sequence: seq,
+            total: self.total(),
             reserved: 0,
         };
+        buf.clear();
         buf.extend_from_slice(&h.to_bytes());
-        buf.extend_from_slice(chunk);
-        emit(&buf);
+        buf.extend_from_slice(&self.reply[start..end]);
     }
 }
 
@@ -139,6 +172,14 @@ pub fn process_datagram(
         match text::process_command(server, sess, &buf[..end], reply) {
             Action::Continue => {}
             Action::Flush => sess.unsent = reply.len(),
+            Action::GetMore(..) => {
+                reply.truncate(sess.unsent);
+                text::out_string(
+                    sess,
+                    reply,
+                    b"SERVER_ERROR out of memory writing get response",
+                );
+            }
             Action::Nread(p) => {
                 let rest = &payload[pos..];
                 if rest.len() < p.vlen {
@@ -195,11 +236,21 @@ mod tests {
         assert!(matches!(parse_request(&d), Request::MultiPacket(_)));
     }
 
+    fn frame(id: u16, reply: &[u8]) -> Vec<Vec<u8>> {
+        let o = Outgoing::new("127.0.0.1:1".parse().unwrap(), id, reply.to_vec());
+        let mut buf = Vec::new();
+        (0..o.total())
+            .map(|seq| {
+                o.datagram(seq, &mut buf);
+                buf.clone()
+            })
+            .collect()
+    }
+
     #[test]
     fn replies_split_at_1392_data_bytes() {
         let reply: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let mut grams = Vec::new();
-        frame_reply(9, &reply, |d| grams.push(d.to_vec()));
+        let grams = frame(9, &reply);
         assert_eq!(grams.len(), 3);
         let mut joined = Vec::new();
         for (i, g) in grams.iter().enumerate() {
@@ -215,11 +266,24 @@ mod tests {
     #[test]
     fn exact_multiple_takes_no_empty_datagram() {
         let reply = vec![b'a'; UDP_DATA_SIZE * 2];
-        let mut n = 0;
-        frame_reply(1, &reply, |d| {
-            n += 1;
-            assert_eq!(Header::parse(d).total, 2);
-        });
-        assert_eq!(n, 2);
+        let grams = frame(1, &reply);
+        assert_eq!(grams.len(), 2);
+        assert!(grams
+            .iter()
+            .all(|d| Header::parse(d).total == 2 && d.len() == 1400));
+    }
+
+    #[test]
+    fn oversized_reply_becomes_an_error_not_a_cut_message() {
+        let o = Outgoing::new(
+            "127.0.0.1:1".parse().unwrap(),
+            1,
+            vec![b'v'; usize::from(u16::MAX) * UDP_DATA_SIZE + 1],
+        );
+        assert_eq!(o.total(), 1);
+        assert_eq!(
+            o.reply,
+            b"SERVER_ERROR out of memory writing get response\r\n"
+        );
     }
 }

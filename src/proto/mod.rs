@@ -2,5 +2,6 @@
 //! `proto_text.c`. Nothing here touches a socket.
 
 pub mod admin;
+pub mod get;
 pub mod number;
 pub mod text;

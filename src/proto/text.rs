@@ -10,6 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::get::GetCmd;
 use super::number::{strtol, strtoul, strtoull};
 use crate::cache::items::KEY_MAX_LENGTH;
 use crate::cache::{DeltaResult, StoreMode, StoreResult};
@@ -54,6 +55,9 @@ pub enum Action {
     /// Write out everything queued before the next command (memcached's
     /// `conn_mwrite` after a retrieval).
     Flush,
+    /// A retrieval spent its reply budget: write out what is queued, then
+    /// serve the keys that start at this offset of the command line.
+    GetMore(GetCmd, usize),
     /// Read `vlen` bytes of value, then call [`complete_nread`].
     Nread(PendingStore),
     /// Discard this many bytes (a value that cannot be stored).
@@ -66,8 +70,12 @@ pub enum Action {
     Shutdown,
 }
 
+/// Reply bytes a retrieval may queue on a stream connection before it
+/// pauses to write them out.
+pub const STREAM_GET_BUDGET: usize = 1024 * 1024;
+
 /// Per-connection protocol state that outlives one command.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
     /// memcached's `c->noreply`: set by a trailing `noreply`, consumed by
     /// the next reply line, which is then not sent.
@@ -76,6 +84,19 @@ pub struct Session {
     /// memcached drops those when a `get` meets a too-long key or the
     /// connection is closed; they are the replies since the last flush.
     pub unsent: usize,
+    /// Reply bytes one retrieval may queue before it pauses (see
+    /// `proto::get`).
+    pub get_budget: usize,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            noreply: false,
+            unsent: 0,
+            get_budget: STREAM_GET_BUDGET,
+        }
+    }
 }
 
 /// Append a one-line reply with `\r\n`, unless `noreply` swallows it
@@ -209,7 +230,7 @@ pub fn process_command(
             if want(n >= 3, sess, out) {
                 let cas = cmd == b"gets" || cmd == b"gats";
                 let touch = cmd == b"gat" || cmd == b"gats";
-                return process_get(server, sess, &t, cas, touch, out);
+                return super::get::process_get(server, sess, line, &t, cas, touch, out);
             }
         }
         b"set" => return store(StoreMode::Set, sess, out),
@@ -275,86 +296,6 @@ pub fn process_command(
         }
     }
     Action::Continue
-}
-
-/// `get`, `gets`, `gat`, `gats` (memcached's `process_get_command`).
-fn process_get(
-    server: &Server,
-    sess: &mut Session,
-    t: &Tokens<'_>,
-    cas: bool,
-    touch: bool,
-    out: &mut Vec<u8>,
-) -> Action {
-    let mut exptime = None;
-    let mut first_key = 1;
-    if touch {
-        let Some(e) = strtol(t.get(1)) else {
-            out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
-            return Action::Continue;
-        };
-        exptime = Some(server.cache.clock().realtime(e));
-        first_key = 2;
-    }
-    let s = &server.stats;
-    let mut keys: Vec<&[u8]> = t.as_slice().get(first_key..).unwrap_or(&[]).to_vec();
-    let mut rest = t.rest;
-    loop {
-        for key in keys.drain(..) {
-            if key.len() > KEY_MAX_LENGTH {
-                // memcached releases every reply not yet sent, this
-                // command's and earlier ones', then reports the error.
-                out.truncate(sess.unsent);
-                out_string(sess, out, b"CLIENT_ERROR bad command line format");
-                return Action::Continue;
-            }
-            let hit = server.cache.get(key, exptime);
-            if touch {
-                s.cmd_touch.fetch_add(1, Ordering::Relaxed);
-                let c = if hit.is_some() {
-                    &s.touch_hits
-                } else {
-                    &s.touch_misses
-                };
-                c.fetch_add(1, Ordering::Relaxed);
-            } else {
-                s.cmd_get.fetch_add(1, Ordering::Relaxed);
-                let c = if hit.is_some() {
-                    &s.get_hits
-                } else {
-                    &s.get_misses
-                };
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(it) = hit {
-                write_value(out, &it, cas);
-            }
-        }
-        match rest {
-            Some(r) => {
-                let more = Tokens::new(r);
-                keys.extend_from_slice(more.as_slice());
-                rest = more.rest;
-            }
-            None => break,
-        }
-    }
-    out.extend_from_slice(b"END\r\n");
-    Action::Flush
-}
-
-/// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
-pub fn write_value(out: &mut Vec<u8>, it: &crate::cache::items::Item, cas: bool) {
-    use std::io::Write as _;
-    out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(&it.key);
-    let _ = write!(out, " {} {}", it.flags, it.data.len());
-    if cas {
-        let _ = write!(out, " {}", it.cas);
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&it.data);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// `set`, `add`, `replace`, `append`, `prepend`, `cas` up to the value

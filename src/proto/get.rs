@@ -1,0 +1,209 @@
+//! Retrieval commands, `get`, `gets`, `gat`, `gats`: mirrors memcached's
+//! `process_get_command` in `proto_text.c`.
+//!
+//! memcached answers a multi-get with iovecs that point into the items, so
+//! a reply costs little memory however large. Here replies are copied into
+//! the connection's buffer, so a multi-get is served in slices instead: once
+//! the queued reply passes the session's budget, serving pauses, the
+//! connection writes what it has, and the rest of the keys are served after.
+//! One client asking for the same 1 MB item a million times in one line
+//! therefore never holds more than about a budget of reply in memory.
+
+use std::sync::atomic::Ordering;
+
+use super::number::strtol;
+use super::text::{out_string, Action, Session, Tokens};
+use crate::cache::items::{Item, KEY_MAX_LENGTH};
+use crate::Server;
+
+/// How to answer each key of a retrieval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetCmd {
+    /// Include the CAS unique (`gets`, `gats`).
+    pub cas: bool,
+    /// The new relative exptime for `gat`/`gats`; `None` for plain gets.
+    pub touch: Option<u32>,
+}
+
+/// How far [`serve_keys`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Every key answered and `END` written.
+    Done,
+    /// A key was too long: the error line is written instead.
+    Failed,
+    /// The reply budget is spent: this many bytes of the key list were
+    /// served; serve the rest after writing.
+    Paused(usize),
+}
+
+/// Offset in `line` after its first `n` space-separated tokens.
+fn skip_tokens(line: &[u8], n: usize) -> usize {
+    let mut pos = 0;
+    for _ in 0..n {
+        while pos < line.len() && line[pos] == b' ' {
+            pos += 1;
+        }
+        while pos < line.len() && line[pos] != b' ' {
+            pos += 1;
+        }
+    }
+    pos
+}
+
+/// Start a retrieval command. `line` is the whole command line; `t` its
+/// tokens.
+pub fn process_get(
+    server: &Server,
+    sess: &mut Session,
+    line: &[u8],
+    t: &Tokens<'_>,
+    cas: bool,
+    touch: bool,
+    out: &mut Vec<u8>,
+) -> Action {
+    let mut cmd = GetCmd { cas, touch: None };
+    let mut first_key = 1;
+    if touch {
+        let Some(e) = strtol(t.get(1)) else {
+            out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
+            return Action::Continue;
+        };
+        cmd.touch = Some(server.cache.clock().realtime(e));
+        first_key = 2;
+    }
+    let start = skip_tokens(line, first_key);
+    match serve_keys(server, sess, cmd, &line[start..], out) {
+        Progress::Done => Action::Flush,
+        Progress::Failed => Action::Continue,
+        Progress::Paused(n) => Action::GetMore(cmd, start + n),
+    }
+}
+
+/// Answer the space-separated keys in `keys` until done or until `out`
+/// has grown by more than `sess.get_budget`.
+pub fn serve_keys(
+    server: &Server,
+    sess: &mut Session,
+    cmd: GetCmd,
+    keys: &[u8],
+    out: &mut Vec<u8>,
+) -> Progress {
+    let limit = out.len().saturating_add(sess.get_budget);
+    let s = &server.stats;
+    let mut pos = 0;
+    loop {
+        while pos < keys.len() && keys[pos] == b' ' {
+            pos += 1;
+        }
+        if pos == keys.len() {
+            break;
+        }
+        if out.len() > limit {
+            return Progress::Paused(pos);
+        }
+        let end = keys[pos..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(keys.len(), |e| pos + e);
+        let key = &keys[pos..end];
+        pos = end;
+        if key.len() > KEY_MAX_LENGTH {
+            // memcached releases every reply not yet sent, this command's
+            // and earlier ones', then reports the error.
+            out.truncate(sess.unsent);
+            out_string(sess, out, b"CLIENT_ERROR bad command line format");
+            return Progress::Failed;
+        }
+        let hit = server.cache.get(key, cmd.touch);
+        let (count, hits, misses) = if cmd.touch.is_some() {
+            (&s.cmd_touch, &s.touch_hits, &s.touch_misses)
+        } else {
+            (&s.cmd_get, &s.get_hits, &s.get_misses)
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        match hit {
+            Some(it) => {
+                hits.fetch_add(1, Ordering::Relaxed);
+                write_value(out, &it, cmd.cas);
+            }
+            None => {
+                misses.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    out.extend_from_slice(b"END\r\n");
+    Progress::Done
+}
+
+/// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
+pub fn write_value(out: &mut Vec<u8>, it: &Item, cas: bool) {
+    use std::io::Write as _;
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(&it.key);
+    let _ = write!(out, " {} {}", it.flags, it.data.len());
+    if cas {
+        let _ = write!(out, " {}", it.cas);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&it.data);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_tokens_like_the_tokenizer() {
+        assert_eq!(&b"get a b"[skip_tokens(b"get a b", 1)..], b" a b");
+        assert_eq!(&b"gat 10  a"[skip_tokens(b"gat 10  a", 2)..], b"  a");
+        assert_eq!(skip_tokens(b"get", 1), 3);
+    }
+
+    #[test]
+    fn large_multi_get_pauses_and_resumes_to_the_same_reply() {
+        let server = Server::new(crate::settings::Settings::default());
+        let value = vec![b'x'; 100_000];
+        server
+            .cache
+            .store(crate::cache::StoreMode::Set, b"big", 0, 0, &value, 0);
+        let keys = b"big ".repeat(50);
+        let cmd = GetCmd {
+            cas: false,
+            touch: None,
+        };
+
+        let mut whole = Vec::new();
+        let mut sess = Session {
+            get_budget: usize::MAX,
+            ..Session::default()
+        };
+        assert_eq!(
+            serve_keys(&server, &mut sess, cmd, &keys, &mut whole),
+            Progress::Done
+        );
+
+        let mut sliced = Vec::new();
+        let mut sess = Session {
+            get_budget: 250_000,
+            ..Session::default()
+        };
+        let mut pos = 0;
+        let mut pauses = 0;
+        loop {
+            let before = sliced.len();
+            match serve_keys(&server, &mut sess, cmd, &keys[pos..], &mut sliced) {
+                Progress::Paused(n) => {
+                    assert!(sliced.len() - before <= 250_000 + 100_100);
+                    pos += n;
+                    pauses += 1;
+                }
+                Progress::Done => break,
+                Progress::Failed => panic!("no long key here"),
+            }
+        }
+        assert!(pauses >= 10);
+        assert_eq!(sliced, whole);
+    }
+}

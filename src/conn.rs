@@ -39,7 +39,8 @@ pub enum ConnState {
     Nread,
     /// Discarding the value of a store command that cannot be stored.
     Swallow,
-    /// Writing a simple reply.
+    /// Writing a simple reply. memcached uses it for single-line replies;
+    /// here every reply goes through `Mwrite`, so it is never entered.
     Write,
     /// Writing queued replies (several commands' worth, or UDP datagrams).
     Mwrite,

@@ -238,8 +238,9 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
-pub fn settings(st: &Settings, verbose: u8, out: &mut Vec<u8>) {
-    stat(out, "maxbytes", st.maxbytes);
+pub fn settings(st: &Settings, verbose: u8, maxbytes: usize, out: &mut Vec<u8>) {
+    // maxbytes is the live limit: `cache_memlimit` changes it.
+    stat(out, "maxbytes", maxbytes);
     stat(out, "maxconns", st.maxconns);
     stat(out, "tcpport", st.port);
     stat(out, "udpport", st.udp_port);

@@ -209,7 +209,9 @@ impl Worker {
 
     fn close(&mut self, token: Token) {
         let mut conn = self.conns.remove(token.0);
-        let _ = self.poll.registry().deregister(conn.source());
+        if let Err(e) = self.poll.registry().deregister(conn.source()) {
+            log::warn!("deregister connection {}: {e}", token.0);
+        }
         self.server
             .gauges
             .curr_connections

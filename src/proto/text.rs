@@ -559,7 +559,12 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
             server.cache.stats.reset();
             out_string(sess, out, b"RESET");
         }
-        b"settings" => stats::settings(&server.settings, server.verbosity(), out),
+        b"settings" => stats::settings(
+            &server.settings,
+            server.verbosity(),
+            server.cache.limit(),
+            out,
+        ),
         b"detail" => match t.get(2) {
             b"on" | b"off" if n >= 4 => out_string(sess, out, b"OK"),
             b"dump" if n >= 4 => out.extend_from_slice(b"END\r\n"),

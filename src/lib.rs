@@ -42,6 +42,7 @@
 //! | [`proto`] | pure protocol parsers and reply writers | `proto_text.c` |
 //! | [`cache`] | hash table, items, LRU | `assoc.c`, `items.c` |
 //! | [`stats`] | counters, `stats` replies | `server_stats` |
+//! | [`stats_prefix`] | `stats detail` per-prefix counters | `stats_prefix.c` |
 //! | [`clock`] | relative time, exptime rules | `current_time`, `realtime` |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
@@ -57,6 +58,7 @@ pub mod proto;
 pub mod server;
 pub mod settings;
 pub mod stats;
+pub mod stats_prefix;
 pub mod thread;
 pub mod udp;
 

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::conn::Transport;
 use crate::settings::Settings;
 use crate::stats::{Gauges, Stats};
+use crate::stats_prefix::PrefixStats;
 use crate::thread::{self, Workers};
 
 /// Everything the workers share.
@@ -28,6 +29,8 @@ pub struct Server {
     pub stats: Stats,
     /// Connection gauges.
     pub gauges: Gauges,
+    /// `stats detail` per-prefix counters.
+    pub prefix: PrefixStats,
     /// Current verbosity (the `verbosity` command changes it).
     verbose: AtomicU8,
 }
@@ -43,12 +46,14 @@ impl Server {
             settings.evict_to_free,
             settings.use_cas,
         );
+        let prefix = PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled);
         Server {
             verbose: AtomicU8::new(settings.verbose),
             settings,
             cache,
             stats: Stats::default(),
             gauges: Gauges::default(),
+            prefix,
         }
     }
 

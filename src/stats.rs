@@ -238,7 +238,13 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
-pub fn settings(st: &Settings, verbose: u8, maxbytes: usize, out: &mut Vec<u8>) {
+pub fn settings(
+    st: &Settings,
+    verbose: u8,
+    maxbytes: usize,
+    detail_enabled: bool,
+    out: &mut Vec<u8>,
+) {
     // maxbytes is the live limit: `cache_memlimit` changes it.
     stat(out, "maxbytes", maxbytes);
     stat(out, "maxconns", st.maxconns);
@@ -261,7 +267,7 @@ pub fn settings(st: &Settings, verbose: u8, maxbytes: usize, out: &mut Vec<u8>) 
     stat(out, "num_threads", st.num_threads);
     stat(out, "num_threads_per_udp", st.num_threads);
     stat(out, "stat_key_prefix", st.prefix_delimiter as char);
-    stat(out, "detail_enabled", "no");
+    stat(out, "detail_enabled", yes_no(detail_enabled));
     stat(out, "reqs_per_event", st.reqs_per_event);
     stat(out, "cas_enabled", yes_no(st.use_cas));
     stat(out, "tcp_backlog", st.backlog);

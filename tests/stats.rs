@@ -101,3 +101,36 @@ fn counters_count_and_reset() {
     assert_eq!(value(&mut s, "cmd_get"), 0);
     assert_eq!(value(&mut s, "curr_items"), 1, "gauges survive a reset");
 }
+
+#[test]
+fn stats_detail_matches_memcached() {
+    let script: &[&[u8]] = &[
+        b"stats detail dump\r\n",
+        b"stats detail on\r\n",
+        b"set foo:1 0 0 1\r\nx\r\n",
+        b"get foo:1 foo:2 nodelim\r\n",
+        b"delete foo:3\r\n",
+        b"stats detail dump\r\n",
+        b"stats detail bogus\r\n",
+        b"stats detail\r\n",
+        b"stats reset\r\n",
+        b"stats detail dump\r\n",
+        b"stats detail off\r\n",
+        b"get foo:1\r\n",
+        b"stats detail dump\r\n",
+    ];
+    let run = |server: &common::Server| {
+        let mut s = server.tcp();
+        let mut all = Vec::new();
+        for step in script {
+            let mut req = step.to_vec();
+            req.extend_from_slice(b"version\r\n");
+            let reply = common::request(&mut s, &req, b"VERSION 1.6.18\r\n");
+            all.extend_from_slice(&reply);
+        }
+        all
+    };
+    let ours = common::start_server(&[]);
+    let theirs = common::start_with("/usr/bin/memcached", &[]);
+    assert_eq!(common::show(&run(&ours)), common::show(&run(&theirs)));
+}

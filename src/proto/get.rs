@@ -116,6 +116,7 @@ pub fn serve_keys(
             return Progress::Failed;
         }
         let hit = server.cache.get(key, cmd.touch);
+        server.prefix.record_get(key, hit.is_some());
         let (count, hits, misses) = if cmd.touch.is_some() {
             (&s.cmd_touch, &s.touch_hits, &s.touch_misses)
         } else {

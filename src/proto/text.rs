@@ -336,6 +336,7 @@ fn process_update(
     }
     let nbytes = vlen as usize;
     let vlen = nbytes + 2;
+    server.prefix.record_set(key);
     let refusal: Option<&[u8]> = if !server.cache.size_ok(key.len(), flags, nbytes) {
         server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
         Some(b"SERVER_ERROR object too large for cache")
@@ -464,6 +465,7 @@ fn process_delete(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut
         out_string(sess, out, b"CLIENT_ERROR bad command line format");
         return;
     }
+    server.prefix.record_delete(key);
     let s = &server.stats;
     if server.cache.delete(key) {
         s.delete_hits.fetch_add(1, Ordering::Relaxed);
@@ -557,17 +559,22 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
         b"reset" => {
             server.stats.reset();
             server.cache.stats.reset();
+            server.prefix.clear();
             out_string(sess, out, b"RESET");
         }
         b"settings" => stats::settings(
             &server.settings,
             server.verbosity(),
             server.cache.limit(),
+            server.prefix.enabled(),
             out,
         ),
         b"detail" => match t.get(2) {
-            b"on" | b"off" if n >= 4 => out_string(sess, out, b"OK"),
-            b"dump" if n >= 4 => out.extend_from_slice(b"END\r\n"),
+            b"on" | b"off" if n >= 4 => {
+                server.prefix.set_enabled(t.get(2) == b"on");
+                out_string(sess, out, b"OK");
+            }
+            b"dump" if n >= 4 => server.prefix.dump(out),
             _ => out_string(sess, out, b"CLIENT_ERROR usage: stats detail on|off|dump"),
         },
         b"cachedump" => {

@@ -107,10 +107,14 @@ pub struct Conn {
     pub transport: Transport,
     /// Where the state machine is.
     pub state: ConnState,
-    /// Bytes read and not yet consumed: `rbuf[rpos..]`.
+    /// The read buffer: `rbuf[rpos..rlen]` is read and not yet consumed.
+    /// Its length only grows (zero-filled once), so a read needs no fresh
+    /// zeroing; `rlen` marks the end of the valid bytes.
     rbuf: Vec<u8>,
     /// Start of the unconsumed bytes in `rbuf`.
     rpos: usize,
+    /// End of the bytes read into `rbuf`.
+    rlen: usize,
     /// Replies queued for a stream socket: `wbuf[wpos..]` is unsent.
     wbuf: Vec<u8>,
     /// How much of `wbuf` is already sent.
@@ -154,6 +158,7 @@ impl Conn {
             state,
             rbuf: Vec::new(),
             rpos: 0,
+            rlen: 0,
             wbuf: Vec::new(),
             wpos: 0,
             sess: Session::default(),
@@ -216,22 +221,30 @@ impl Conn {
     }
 
     fn unread(&self) -> &[u8] {
-        &self.rbuf[self.rpos..]
+        &self.rbuf[self.rpos..self.rlen]
+    }
+
+    /// Move the unconsumed bytes to the front of `rbuf`.
+    fn compact(&mut self) {
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos..self.rlen, 0);
+            self.rlen -= self.rpos;
+            self.rpos = 0;
+        }
     }
 
     fn stream_read(&mut self, server: &Server) -> io::Result<usize> {
-        if self.rpos > 0 {
-            self.rbuf.drain(..self.rpos);
-            self.rpos = 0;
+        self.compact();
+        let len = self.rlen;
+        if self.rbuf.len() < len + READ_SIZE {
+            self.rbuf.resize(len + READ_SIZE, 0);
         }
-        let len = self.rbuf.len();
-        self.rbuf.resize(len + READ_SIZE, 0);
         let res = match &mut self.transport {
             Transport::Tcp(s) => s.read(&mut self.rbuf[len..]),
             Transport::Unix(s) => s.read(&mut self.rbuf[len..]),
             Transport::Udp(_) => unreachable!("UDP reads use recv_from"),
         };
-        self.rbuf.truncate(len + *res.as_ref().unwrap_or(&0));
+        self.rlen = len + *res.as_ref().unwrap_or(&0);
         if let Ok(n) = res {
             server
                 .stats
@@ -246,12 +259,10 @@ impl Conn {
     /// read buffers to a pool for the same reason).
     fn shrink_buffers(&mut self) {
         const KEEP: usize = 16 * 1024;
-        if self.rpos > 0 {
-            self.rbuf.drain(..self.rpos);
-            self.rpos = 0;
-        }
-        if self.rbuf.capacity() > 4 * KEEP {
-            self.rbuf.shrink_to(KEEP.max(self.rbuf.len()));
+        self.compact();
+        if self.rbuf.len() > 4 * KEEP {
+            self.rbuf.truncate(KEEP.max(self.rlen));
+            self.rbuf.shrink_to_fit();
         }
         if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * KEEP {
             self.wbuf.shrink_to(KEEP);
@@ -380,8 +391,8 @@ impl Conn {
         // A value is consumed as it arrives, so the buffer never holds more
         // than one read beyond the value being assembled.
         if self.state == ConnState::Swallow {
-            self.rbuf.clear();
             self.rpos = 0;
+            self.rlen = 0;
         }
         match self.stream_read(server) {
             Ok(0) => {

@@ -185,6 +185,19 @@ pub(crate) fn set_noreply_maybe(sess: &mut Session, t: &Tokens<'_>) -> bool {
     sess.noreply
 }
 
+/// The opening shared by the commands that take `<key> ... [noreply]`:
+/// note a trailing `noreply`, then refuse a key over 250 bytes with
+/// memcached's reply.
+fn key_arg<'a>(sess: &mut Session, t: &Tokens<'a>, out: &mut Vec<u8>) -> Option<&'a [u8]> {
+    set_noreply_maybe(sess, t);
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+        return None;
+    }
+    Some(key)
+}
+
 /// Process one command line (memcached's `process_command_ascii`). `line`
 /// has had its `\n` and one `\r` removed.
 pub fn process_command(
@@ -307,12 +320,9 @@ fn process_update(
     mode: StoreMode,
     out: &mut Vec<u8>,
 ) -> Action {
-    set_noreply_maybe(sess, t);
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+    let Some(key) = key_arg(sess, t, out) else {
         return Action::Continue;
-    }
+    };
     let (Some(flags), Some(exptime), Some(vlen)) =
         (strtoul(t.get(2)), strtol(t.get(3)), strtol(t.get(4)))
     else {
@@ -410,12 +420,9 @@ fn process_arithmetic(
     incr: bool,
     out: &mut Vec<u8>,
 ) {
-    set_noreply_maybe(sess, t);
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+    let Some(key) = key_arg(sess, t, out) else {
         return;
-    }
+    };
     let Some(delta) = strtoull(t.get(2)) else {
         out_string(sess, out, b"CLIENT_ERROR invalid numeric delta argument");
         return;
@@ -478,12 +485,9 @@ fn process_delete(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut
 
 /// `touch <key> <exptime> [noreply]` (memcached's `process_touch_command`).
 fn process_touch(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
-    set_noreply_maybe(sess, t);
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        out_string(sess, out, b"CLIENT_ERROR bad command line format");
+    let Some(key) = key_arg(sess, t, out) else {
         return;
-    }
+    };
     let Some(exptime) = strtol(t.get(2)) else {
         out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
         return;

@@ -25,12 +25,18 @@ pub fn usage() -> String {
     row(
         r,
         "-p, --port=<num>",
-        &format!("TCP port, 0 for any free port (default {})", d.port),
+        &format!(
+            "TCP port, -1 for any free port, 0 for none (default {})",
+            d.port
+        ),
     );
     row(
         r,
         "-U, --udp-port=<num>",
-        &format!("UDP port, 0 for none (default {});", d.udp_port),
+        &format!(
+            "UDP port, -1 for any free port, 0 for none (default {});",
+            d.udp_port
+        ),
     );
     row(r, "", "given without -p it is the TCP port too");
     row(

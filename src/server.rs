@@ -39,13 +39,7 @@ impl Server {
     /// Build the shared state from settings.
     pub fn new(settings: Settings) -> Server {
         let clock = Arc::new(Clock::new());
-        let cache = Cache::new(
-            clock,
-            settings.maxbytes,
-            settings.item_size_max,
-            settings.evict_to_free,
-            settings.use_cas,
-        );
+        let cache = Cache::new(clock, &crate::cache::CacheConfig::from_settings(&settings));
         let prefix = PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled);
         Server {
             verbose: AtomicU8::new(settings.verbose),

@@ -290,21 +290,122 @@ pub fn settings(
     out.extend_from_slice(b"END\r\n");
 }
 
-/// `stats items`, `stats slabs`, `stats sizes`, `stats conns`. The per-class
-/// figures come with the slab-class storage engine; until then these give
-/// memcached's reply for a server with no slab classes in use.
+/// `stats items`, `stats slabs`, `stats sizes`, `stats conns`.
 pub fn group(server: &Server, name: &[u8], out: &mut Vec<u8>) {
     match name {
-        b"slabs" => {
-            stat(out, "active_slabs", 0);
-            stat(
-                out,
-                "total_malloced",
-                server.cache.stats.bytes.load(Ordering::Relaxed),
-            );
-        }
+        b"items" => items(server, out),
+        b"slabs" => slabs(server, out),
         b"sizes" => stat(out, "sizes_status", "disabled"),
         _ => {}
     }
     out.extend_from_slice(b"END\r\n");
+}
+
+/// `stats items` (memcached's `do_item_stats`): one block per class that
+/// holds items. There is one LRU per class here, not memcached's
+/// hot/warm/cold segments; with the segmented names on (the default, off
+/// with `-o no_modern`) it is reported as the cold one.
+fn items(server: &Server, out: &mut Vec<u8>) {
+    let segmented = server.settings.lru_segmented;
+    for (class, r) in server.cache.class_reports().iter().enumerate() {
+        let s = &r.stats;
+        if s.number == 0 {
+            continue;
+        }
+        let mut f = |name: &str, v: u64| stat(out, &format!("items:{class}:{name}"), v);
+        f("number", s.number);
+        if segmented {
+            f("number_hot", 0);
+            f("number_warm", 0);
+            f("number_cold", s.number);
+            f("age_hot", 0);
+            f("age_warm", 0);
+        }
+        f("age", r.age.into());
+        f("mem_requested", s.requested);
+        f("evicted", s.evicted);
+        f("evicted_nonzero", s.evicted_nonzero);
+        f("evicted_time", s.evicted_time.into());
+        f("outofmemory", s.outofmemory);
+        f("tailrepairs", 0);
+        f("reclaimed", s.reclaimed);
+        f("expired_unfetched", s.expired_unfetched);
+        f("evicted_unfetched", s.evicted_unfetched);
+        if segmented {
+            f("evicted_active", 0);
+        }
+        f("crawler_reclaimed", s.crawler_reclaimed);
+        f("crawler_items_checked", s.crawler_items_checked);
+        f("lrutail_reflocked", 0);
+        if segmented {
+            f("moves_to_cold", 0);
+            f("moves_to_warm", 0);
+            f("moves_within_lru", 0);
+            f("direct_reclaims", 0);
+            f("hits_to_hot", 0);
+            f("hits_to_warm", 0);
+            f("hits_to_cold", s.get_hits + s.touch_hits);
+            f("hits_to_temp", 0);
+        }
+    }
+}
+
+/// `stats slabs` (memcached's `do_slabs_stats`): one block per class that
+/// holds memory, then the totals. For a large class a "page" is one
+/// item's own allocation.
+fn slabs(server: &Server, out: &mut Vec<u8>) {
+    let classes = server.cache.classes();
+    let mut active = 0;
+    for (class, r) in server.cache.class_reports().iter().enumerate() {
+        let s = &r.stats;
+        if s.pages == 0 {
+            continue;
+        }
+        active += 1;
+        let mut f = |name: &str, v: u64| stat(out, &format!("{class}:{name}"), v);
+        f("chunk_size", classes.size(class) as u64);
+        f("chunks_per_page", classes.per_page(class) as u64);
+        f("total_pages", s.pages);
+        f("total_chunks", s.chunks);
+        f("used_chunks", s.number);
+        f("free_chunks", s.chunks - s.number);
+        f("free_chunks_end", 0);
+        f("get_hits", s.get_hits);
+        f("cmd_set", s.cmd_set);
+        f("delete_hits", s.delete_hits);
+        f("incr_hits", s.incr_hits);
+        f("decr_hits", s.decr_hits);
+        f("cas_hits", s.cas_hits);
+        f("cas_badval", s.cas_badval);
+        f("touch_hits", s.touch_hits);
+    }
+    stat(out, "active_slabs", active);
+    stat(out, "total_malloced", server.cache.total_malloced());
+}
+
+/// `stats cachedump <class> <limit>` (memcached's `item_cachedump`):
+/// `ITEM <key> [<bytes> b; <exptime> s]` per item, exptime absolute or 0.
+pub fn cachedump(server: &Server, class: usize, limit: usize, out: &mut Vec<u8>) {
+    let started = server.cache.clock().process_started();
+    for (key, nbytes, exptime) in server.cache.dump(class, limit) {
+        let abs = if exptime == 0 {
+            0
+        } else {
+            started + i64::from(exptime)
+        };
+        out.extend_from_slice(b"ITEM ");
+        out.extend_from_slice(&key);
+        let _ = write!(Line(out), " [{nbytes} b; {abs} s]\r\n");
+    }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Line<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Line<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }

@@ -1,111 +1,330 @@
-//! Making room: mirrors memcached's `lru_pull_tail` (reclaiming dead items
-//! and evicting from the LRU tail) and, in `crawl_step`, the LRU crawler.
+//! Making room: mirrors memcached's `do_item_alloc_pull` and
+//! `lru_pull_tail` (reclaiming dead items and evicting from the LRU tail),
+//! the page moves of its slab rebalancer, and, in `crawl_step`, the LRU
+//! crawler.
+//!
+//! An allocation for class `c` in shard `S` tries, in order:
+//! 1. a free chunk of `c` in `S`;
+//! 2. a new page (or, for a large class, the item's own allocation) from
+//!    the budget;
+//! 3. an empty page of another class in `S`, given back to the budget;
+//! 4. with `-M`: dead items anywhere, else out of memory;
+//! 5. the LRU tail of `c`: in `S` for a small class, the oldest over all
+//!    shards for a large one (so that large items leave in LRU order);
+//! 6. a page of `S` (or a large item of `S`) whose class has the oldest
+//!    tail: every item on it is evicted and the page given back, which is
+//!    how memory moves between classes;
+//! 7. the same in another shard whose lock is free.
 
 use std::sync::atomic::Ordering;
 
-use super::lru::{self, Shard};
-use super::{Cache, SHARDS};
+use super::items::ItemView;
+use super::shard::{Handle, Shard};
+use super::{lock, Cache, SHARDS};
+
+/// How many items at a class's tail are checked for a dead one before an
+/// allocation (memcached's `lru_pull_tail` search depth).
+const TAIL_SEARCH: usize = 5;
+
+/// Upper bound on the steps of one allocation.
+const MAX_STEPS: usize = 64;
 
 impl Cache {
-    /// Free memory until `need` more bytes fit under the limit: dead
-    /// entries at the tail of the locked shard first, then (unless `-M`)
-    /// live ones, never the entry `keep`. When this shard has nothing left
-    /// to give, the other shards are asked ([`Cache::free_elsewhere`]).
-    pub(super) fn make_room(&self, shard: &mut Shard, need: usize, keep: Option<usize>) -> bool {
-        let now = self.clock.now();
-        loop {
-            if self.fits(need) {
-                return true;
+    /// A chunk (or large allocation) for an item of `size` bytes of
+    /// `class` in the locked shard `sh`, never evicting `keep`.
+    pub(super) fn alloc(
+        &self,
+        sh: &mut Shard,
+        class: usize,
+        size: usize,
+        keep: Option<Handle>,
+        now: u32,
+    ) -> Option<Handle> {
+        let large = self.classes.is_large(class);
+        if large {
+            self.reclaim_large_elsewhere(class, now);
+        }
+        for _ in 0..MAX_STEPS {
+            if large {
+                if self.take(size) {
+                    let h = sh.alloc_large(class, size);
+                    if h.is_none() {
+                        self.give(size);
+                    }
+                    return h;
+                }
+            } else {
+                if let Some(h) = sh.pop_free(class) {
+                    return Some(h);
+                }
+                let bytes = Shard::page_bytes(&self.classes, class);
+                if self.take(bytes) {
+                    if !sh.add_page(class, self.classes.page_size(), self.classes.size(class)) {
+                        self.give(bytes);
+                        break;
+                    }
+                    continue;
+                }
             }
-            let tail = shard.tail_entries(5);
-            if let Some(&idx) = tail
-                .iter()
-                .find(|&&i| Some(i) != keep && self.is_dead(shard, i, now).is_some())
-            {
-                self.reclaim(shard, idx);
+            if let Some(p) = sh.empty_page() {
+                self.give(sh.release_page(p));
                 continue;
             }
-            match tail.into_iter().find(|&i| Some(i) != keep) {
-                Some(idx) if self.evict_to_free => {
-                    let e = self.unlink(shard, idx);
-                    self.count_eviction(&e);
+            if !self.evict_to_free {
+                if self.reclaim_all(sh, now, true) || self.reclaim_elsewhere(now) {
+                    continue;
                 }
-                _ => return self.free_elsewhere(need),
-            }
-        }
-    }
-
-    pub(super) fn fits(&self, need: usize) -> bool {
-        self.used() + need <= self.limit()
-    }
-
-    /// Unlink a dead entry, counting it as memcached counts a reclaim.
-    pub(super) fn reclaim(&self, shard: &mut Shard, idx: usize) {
-        let e = self.unlink(shard, idx);
-        self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
-        if !e.fetched {
-            self.stats.expired_unfetched.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub(super) fn count_eviction(&self, e: &lru::Entry) {
-        self.stats.evictions.fetch_add(1, Ordering::Relaxed);
-        if !e.fetched {
-            self.stats.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Free memory in the other shards: first reclaim dead entries at their
-    /// tails (also with `-M`), then, if eviction is on, evict their tails.
-    /// Shards are visited from a rotating start so that no shard is always
-    /// the victim, and only *tried*: a busy shard (the caller's own among
-    /// them) is skipped, so this never waits for a second lock.
-    pub(super) fn free_elsewhere(&self, need: usize) -> bool {
-        let now = self.clock.now();
-        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
-        for evict in [false, true] {
-            if evict && !self.evict_to_free {
                 break;
             }
-            for i in 0..SHARDS {
-                let Ok(mut s) = self.shards[(start + i) % SHARDS].try_lock() else {
+            if large {
+                if self.evict_oldest_large(sh, class, keep, now) {
                     continue;
-                };
-                while !self.fits(need) {
-                    let victim = if evict {
-                        s.tail()
-                    } else {
-                        s.tail_entries(5)
-                            .into_iter()
-                            .find(|&i| self.is_dead(&s, i, now).is_some())
-                    };
-                    let Some(idx) = victim else { break };
-                    if evict {
-                        let e = self.unlink(&mut s, idx);
-                        self.count_eviction(&e);
-                    } else {
-                        self.reclaim(&mut s, idx);
-                    }
                 }
-                if self.fits(need) {
-                    return true;
+            } else if let Some(t) = self.tail_except(sh, class, keep) {
+                self.evict(sh, t, now);
+                continue;
+            }
+            if self.free_bytes(sh, keep, now) || self.free_bytes_elsewhere(now) {
+                continue;
+            }
+            break;
+        }
+        sh.classes[class].stats.outofmemory += 1;
+        None
+    }
+
+    fn tail_except(&self, sh: &Shard, class: usize, keep: Option<Handle>) -> Option<Handle> {
+        let t = sh.tail(class)?;
+        if Some(t) == keep {
+            sh.prev(t)
+        } else {
+            Some(t)
+        }
+    }
+
+    /// Take back dead items among the last few of a class's LRU, as
+    /// memcached's `lru_pull_tail` does before each allocation.
+    pub(super) fn reclaim_tail(
+        &self,
+        sh: &mut Shard,
+        class: usize,
+        keep: Option<Handle>,
+        now: u32,
+    ) -> bool {
+        let mut found = false;
+        let mut cur = sh.tail(class);
+        for _ in 0..TAIL_SEARCH {
+            let Some(h) = cur else { break };
+            cur = sh.prev(h);
+            if Some(h) != keep && self.is_dead(sh.view(h), now).is_some() {
+                self.reclaim(sh, h, false);
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// For a large class: dead items at its tail in the other shards too,
+    /// since one of them gives back as much as the new item needs.
+    fn reclaim_large_elsewhere(&self, class: usize, now: u32) {
+        for m in self.shards.iter() {
+            if let Ok(mut s) = m.try_lock() {
+                self.reclaim_tail(&mut s, class, None, now);
+            }
+        }
+    }
+
+    /// Take back every dead item of a shard; with `release`, also give back
+    /// its empty pages. Returns whether anything was freed.
+    pub(super) fn reclaim_all(&self, sh: &mut Shard, now: u32, release: bool) -> bool {
+        let mut found = false;
+        for h in sh.handles() {
+            if self.is_dead(sh.view(h), now).is_some() {
+                self.reclaim(sh, h, false);
+                found = true;
+            }
+        }
+        if release {
+            while let Some(p) = sh.empty_page() {
+                self.give(sh.release_page(p));
+                found = true;
+            }
+        }
+        found
+    }
+
+    fn reclaim_elsewhere(&self, now: u32) -> bool {
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        (0..SHARDS).any(|i| match self.shards[(start + i) % SHARDS].try_lock() {
+            Ok(mut s) => self.reclaim_all(&mut s, now, true),
+            Err(_) => false,
+        })
+    }
+
+    /// Unlink a dead item, counting it as memcached counts a reclaim.
+    pub(super) fn reclaim(&self, sh: &mut Shard, h: Handle, by_crawler: bool) {
+        let v = sh.view(h);
+        let (class, fetched) = (v.class(), v.fetched());
+        let s = &mut sh.classes[class].stats;
+        s.reclaimed += 1;
+        if by_crawler {
+            s.crawler_reclaimed += 1;
+        }
+        self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+        if !fetched {
+            s.expired_unfetched += 1;
+            self.stats.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+        }
+        self.remove(sh, h);
+    }
+
+    /// Evict a live item, counting it.
+    fn evict(&self, sh: &mut Shard, h: Handle, now: u32) {
+        let v: ItemView<'_> = sh.view(h);
+        let (class, fetched, exptime, time) = (v.class(), v.fetched(), v.exptime(), v.time());
+        if self.is_dead(v, now).is_some() {
+            return self.reclaim(sh, h, false);
+        }
+        let s = &mut sh.classes[class].stats;
+        s.evicted += 1;
+        s.evicted_time = now.saturating_sub(time);
+        if exptime != 0 {
+            s.evicted_nonzero += 1;
+        }
+        self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        if !fetched {
+            s.evicted_unfetched += 1;
+            self.stats.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
+        }
+        self.remove(sh, h);
+    }
+
+    /// Evict the least recently used item of a large class over all shards
+    /// (ties in time go to the lower CAS, the older store). Other shards
+    /// are only tried.
+    fn evict_oldest_large(
+        &self,
+        sh: &mut Shard,
+        class: usize,
+        keep: Option<Handle>,
+        now: u32,
+    ) -> bool {
+        let age = |s: &Shard, h: Handle| {
+            let v = s.view(h);
+            (v.time(), v.cas())
+        };
+        let mine = self.tail_except(sh, class, keep).map(|h| age(sh, h));
+        let mut best: Option<((u32, u64), usize)> = None;
+        for (i, m) in self.shards.iter().enumerate() {
+            let Ok(s) = m.try_lock() else { continue };
+            if let Some(t) = s.tail(class) {
+                let a = age(&s, t);
+                if best.is_none_or(|(b, _)| a < b) {
+                    best = Some((a, i));
                 }
             }
         }
-        self.fits(need)
+        match (mine, best) {
+            (Some(m), Some((b, i))) if b < m => {
+                if let Ok(mut s) = self.shards[i].try_lock() {
+                    if let Some(t) = s.tail(class) {
+                        self.evict(&mut s, t, now);
+                        return true;
+                    }
+                }
+                false
+            }
+            (Some(_), _) => {
+                let t = self.tail_except(sh, class, keep).expect("a tail");
+                self.evict(sh, t, now);
+                true
+            }
+            (None, Some((_, i))) => match self.shards[i].try_lock() {
+                Ok(mut s) => match s.tail(class) {
+                    Some(t) => {
+                        self.evict(&mut s, t, now);
+                        true
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            },
+            (None, None) => false,
+        }
     }
 
-    /// One step of the background pass (memcached's LRU crawler): reclaim
-    /// every dead entry of the next shard. The main thread calls this once
-    /// a second, so a cache full of expired or flushed items frees itself
-    /// within `SHARDS` seconds even when nothing touches those keys.
+    /// Give memory of the shard back to the budget: of all classes, take the
+    /// one whose tail is oldest; evict that tail if it is a large item, or
+    /// every item of the tail's page if it is a chunk, and release the page.
+    /// Never touches `keep` or its page.
+    fn free_bytes(&self, sh: &mut Shard, keep: Option<Handle>, now: u32) -> bool {
+        let keep_page = keep.and_then(Shard::page_of);
+        let mut best: Option<(u32, Handle)> = None;
+        for class in 1..sh.classes.len() {
+            let mut cur = sh.tail(class);
+            // Skip a tail that is `keep` or shares its page.
+            while let Some(h) = cur {
+                if Some(h) == keep || (keep_page.is_some() && Shard::page_of(h) == keep_page) {
+                    cur = sh.prev(h);
+                } else {
+                    break;
+                }
+            }
+            if let Some(h) = cur {
+                let t = sh.view(h).time();
+                if best.is_none_or(|(bt, _)| t < bt) {
+                    best = Some((t, h));
+                }
+            }
+        }
+        let Some((_, h)) = best else { return false };
+        match Shard::page_of(h) {
+            None => self.evict(sh, h, now),
+            Some(page) => {
+                for item in sh.page_items(page) {
+                    self.evict(sh, item, now);
+                }
+                self.give(sh.release_page(page));
+            }
+        }
+        true
+    }
+
+    /// [`Cache::free_bytes`] in the first other shard whose lock is free.
+    fn free_bytes_elsewhere(&self, now: u32) -> bool {
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        (0..SHARDS).any(|i| match self.shards[(start + i) % SHARDS].try_lock() {
+            Ok(mut s) => match s.empty_page() {
+                Some(p) => {
+                    self.give(s.release_page(p));
+                    true
+                }
+                None => self.free_bytes(&mut s, None, now),
+            },
+            Err(_) => false,
+        })
+    }
+
+    /// One step of the background pass (memcached's LRU crawler): take
+    /// back every dead item of the next shard, and give back its empty
+    /// pages when the cache is over its limit. The main thread calls this
+    /// once a second, so a cache full of expired or flushed items frees
+    /// itself within `SHARDS` seconds even when nothing touches those keys.
     pub fn crawl_step(&self) {
         let now = self.clock.now();
         let i = self.crawl_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        let mut s = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
-        for idx in s.indices() {
-            if self.is_dead(&s, idx, now).is_some() {
-                self.reclaim(&mut s, idx);
+        let mut sh = lock(&self.shards[i]);
+        for h in sh.handles() {
+            let class = sh.view(h).class();
+            sh.classes[class].stats.crawler_items_checked += 1;
+            if self.is_dead(sh.view(h), now).is_some() {
+                self.reclaim(&mut sh, h, true);
+            }
+        }
+        while self.total_malloced() > self.limit() {
+            match sh.empty_page() {
+                Some(p) => self.give(sh.release_page(p)),
+                None => break,
             }
         }
     }

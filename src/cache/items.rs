@@ -1,47 +1,296 @@
-//! Items: mirrors the `item` struct of memcached's `memcached.h` and the
-//! size rules of `items.c` (`item_make_header`, `item_size_ok`).
+//! Items: the byte layout of one stored item, mirroring the `item` struct of
+//! memcached's `memcached.h`, and the size rules of `items.c`
+//! (`item_make_header`, `item_size_ok`).
 //!
-//! Unlike memcached, an item here is an immutable, reference-counted value
-//! (`Arc<Item>`): a reply being written keeps its own reference, so the
-//! cache can replace or drop the item at any time without the refcount
-//! juggling of `do_item_remove`. What changes in place (LRU position,
-//! access time, exptime) lives in the hash table's entry, not here.
+//! An item is a run of bytes inside a slab chunk (or, for the large
+//! classes, its own allocation):
+//!
+//! | offset | bytes | field |
+//! |-------:|------:|-------|
+//! | 0 | 4 | `prev`: handle of the neighbour towards the LRU head |
+//! | 4 | 4 | `next`: handle of the neighbour towards the LRU tail |
+//! | 8 | 4 | `time`: relative time of the last LRU bump |
+//! | 12 | 4 | `exptime`: relative expiry, 0 = never |
+//! | 16 | 4 | `nbytes`: value length |
+//! | 20 | 1 | `nkey`: key length |
+//! | 21 | 1 | `iflags`: [`FETCHED`], [`HAS_FLAGS`], [`HAS_CAS`], [`LINKED`] |
+//! | 22 | 1 | slab class |
+//! | 23 | 1 | unused |
+//! | 24 | 8 | CAS unique, only with CAS on (not with `-C`) |
+//! | … | 4 | client flags, only when not 0 |
+//! | … | `nkey` | key |
+//! | … | `nbytes` | value, without the protocol's `\r\n` |
+//!
+//! So an item with CAS and flags 0 costs 32 bytes plus key plus value;
+//! memcached's costs 56 plus key plus value plus 3 (the key's NUL and the
+//! value's `\r\n`). Handles are `u32`s, which is what keeps the LRU links
+//! and the hash table small.
 
-/// memcached's `sizeof(item)` on a 64-bit build: the header cost that the
-/// memory accounting charges for each item, so that `-m` and the
-/// "object too large" limit mean what they mean in memcached.
-pub const ITEM_HEADER_SIZE: usize = 48;
+/// Bytes of the header memcached charges (`sizeof(item)` on a 64-bit
+/// build). The "object too large" limit is computed with it, so that the
+/// largest value accepted is memcached's.
+pub const MC_HEADER_SIZE: usize = 48;
+
+/// Bytes of the fixed part of the header here.
+pub const HEADER_FIXED: usize = 24;
+
+/// The header size the class table starts from (fixed part plus CAS), in
+/// place of memcached's `sizeof(item)`.
+pub const HEADER_FOR_CLASSES: usize = HEADER_FIXED + 8;
 
 /// Longest key accepted (memcached's `KEY_MAX_LENGTH`).
 pub const KEY_MAX_LENGTH: usize = 250;
 
-/// One stored key and value.
-#[derive(Debug)]
+/// `iflags`: the item was read since it was stored.
+pub const FETCHED: u8 = 1;
+/// `iflags`: 4 bytes of client flags follow the CAS.
+pub const HAS_FLAGS: u8 = 2;
+/// `iflags`: 8 bytes of CAS follow the fixed header.
+pub const HAS_CAS: u8 = 4;
+/// `iflags`: the item is in the hash table and an LRU (memcached's
+/// `ITEM_LINKED`); a chunk without it is free.
+pub const LINKED: u8 = 8;
+
+pub(crate) const PREV: usize = 0;
+pub(crate) const NEXT: usize = 4;
+pub(crate) const TIME: usize = 8;
+pub(crate) const EXPTIME: usize = 12;
+const NBYTES: usize = 16;
+const NKEY: usize = 20;
+const IFLAGS: usize = 21;
+const CLASS: usize = 22;
+const CAS: usize = 24;
+
+/// Bytes memcached would charge for this item (`ITEM_ntotal`): header,
+/// key plus NUL, 4 bytes of flags when not 0, value plus `\r\n`, 8 bytes
+/// of CAS when on. Used only for the "too large" limit, so that it matches
+/// memcached's to the byte.
+pub fn mc_ntotal(nkey: usize, flags: u32, nbytes: usize, use_cas: bool) -> usize {
+    let flags_size = if flags != 0 { 4 } else { 0 };
+    let cas_size = if use_cas { 8 } else { 0 };
+    MC_HEADER_SIZE + nkey + 1 + flags_size + nbytes + 2 + cas_size
+}
+
+/// Bytes this item really takes here.
+pub fn item_size(nkey: usize, flags: u32, nbytes: usize, use_cas: bool) -> usize {
+    key_offset(flags != 0, use_cas) + nkey + nbytes
+}
+
+fn key_offset(has_flags: bool, has_cas: bool) -> usize {
+    HEADER_FIXED + if has_cas { 8 } else { 0 } + if has_flags { 4 } else { 0 }
+}
+
+pub(crate) fn get_u32(mem: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(mem[off..off + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn set_u32(mem: &mut [u8], off: usize, v: u32) {
+    mem[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A stored item, read in place: the view handed to the protocol code
+/// while its shard is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemView<'a> {
+    mem: &'a [u8],
+}
+
+impl<'a> ItemView<'a> {
+    /// A view of the item at the start of `mem`.
+    pub fn new(mem: &'a [u8]) -> ItemView<'a> {
+        ItemView { mem }
+    }
+
+    fn iflags(&self) -> u8 {
+        self.mem[IFLAGS]
+    }
+
+    fn key_off(&self) -> usize {
+        let f = self.iflags();
+        key_offset(f & HAS_FLAGS != 0, f & HAS_CAS != 0)
+    }
+
+    /// The key.
+    pub fn key(&self) -> &'a [u8] {
+        let off = self.key_off();
+        &self.mem[off..off + self.mem[NKEY] as usize]
+    }
+
+    /// The value.
+    pub fn data(&self) -> &'a [u8] {
+        let off = self.key_off() + self.mem[NKEY] as usize;
+        &self.mem[off..off + get_u32(self.mem, NBYTES) as usize]
+    }
+
+    /// The client's flags.
+    pub fn flags(&self) -> u32 {
+        if self.iflags() & HAS_FLAGS == 0 {
+            return 0;
+        }
+        let off = HEADER_FIXED + if self.iflags() & HAS_CAS != 0 { 8 } else { 0 };
+        get_u32(self.mem, off)
+    }
+
+    /// The CAS unique, 0 when CAS is off.
+    pub fn cas(&self) -> u64 {
+        if self.iflags() & HAS_CAS == 0 {
+            return 0;
+        }
+        u64::from_le_bytes(self.mem[CAS..CAS + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Relative expiry time, 0 = never.
+    pub fn exptime(&self) -> u32 {
+        get_u32(self.mem, EXPTIME)
+    }
+
+    /// Relative time of the last bump.
+    pub fn time(&self) -> u32 {
+        get_u32(self.mem, TIME)
+    }
+
+    /// Whether the item was read since it was stored.
+    pub fn fetched(&self) -> bool {
+        self.iflags() & FETCHED != 0
+    }
+
+    /// Whether the item is linked (a chunk without it is free).
+    pub fn linked(&self) -> bool {
+        self.iflags() & LINKED != 0
+    }
+
+    /// The slab class.
+    pub fn class(&self) -> usize {
+        self.mem[CLASS] as usize
+    }
+
+    /// Bytes the item takes.
+    pub fn size(&self) -> usize {
+        self.key_off() + self.mem[NKEY] as usize + get_u32(self.mem, NBYTES) as usize
+    }
+}
+
+/// An owned copy of an item, for tests and for commands that read a value
+/// and then store a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// The key, at most `KEY_MAX_LENGTH` bytes.
-    pub key: Box<[u8]>,
-    /// The value, without the trailing `\r\n` of the protocol.
-    pub data: Box<[u8]>,
-    /// The client's opaque flags.
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub data: Vec<u8>,
+    /// The client's flags.
     pub flags: u32,
-    /// The CAS unique, 0 when CAS is disabled (`-C`).
+    /// The CAS unique.
     pub cas: u64,
 }
 
-/// Bytes an item of this key, flags and value is charged, as memcached's
-/// `ITEM_ntotal`: header, key plus its NUL, 4 bytes of flags when they are
-/// not 0, value plus `\r\n`, and 8 bytes of CAS when CAS is on.
-pub fn item_ntotal(nkey: usize, flags: u32, nbytes: usize, use_cas: bool) -> usize {
-    let flags_size = if flags != 0 { 4 } else { 0 };
-    let cas_size = if use_cas { 8 } else { 0 };
-    ITEM_HEADER_SIZE + nkey + 1 + flags_size + nbytes + 2 + cas_size
+impl From<ItemView<'_>> for Item {
+    fn from(v: ItemView<'_>) -> Item {
+        Item {
+            key: v.key().to_vec(),
+            data: v.data().to_vec(),
+            flags: v.flags(),
+            cas: v.cas(),
+        }
+    }
 }
 
-impl Item {
-    /// Bytes this item is charged.
-    pub fn ntotal(&self, use_cas: bool) -> usize {
-        item_ntotal(self.key.len(), self.flags, self.data.len(), use_cas)
+/// What a new item is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct NewItem<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value, in one or two parts (append and prepend join two).
+    pub data: [&'a [u8]; 2],
+    /// Client flags.
+    pub flags: u32,
+    /// Relative expiry time.
+    pub exptime: u32,
+    /// CAS unique, `None` with CAS off.
+    pub cas: Option<u64>,
+}
+
+impl NewItem<'_> {
+    /// Value length.
+    pub fn nbytes(&self) -> usize {
+        self.data[0].len() + self.data[1].len()
     }
+
+    /// Bytes the item will take.
+    pub fn size(&self) -> usize {
+        item_size(
+            self.key.len(),
+            self.flags,
+            self.nbytes(),
+            self.cas.is_some(),
+        )
+    }
+
+    /// Write the item at the start of `mem` (at least `size()` bytes), with
+    /// LRU links unset and the given class and time.
+    pub fn write(&self, mem: &mut [u8], class: usize, now: u32) {
+        let has_flags = self.flags != 0;
+        let mut iflags = 0;
+        if has_flags {
+            iflags |= HAS_FLAGS;
+        }
+        if self.cas.is_some() {
+            iflags |= HAS_CAS;
+        }
+        set_u32(mem, PREV, u32::MAX);
+        set_u32(mem, NEXT, u32::MAX);
+        set_u32(mem, TIME, now);
+        set_u32(mem, EXPTIME, self.exptime);
+        set_u32(mem, NBYTES, self.nbytes() as u32);
+        mem[NKEY] = self.key.len() as u8;
+        mem[IFLAGS] = iflags;
+        mem[CLASS] = class as u8;
+        mem[23] = 0;
+        let mut off = HEADER_FIXED;
+        if let Some(cas) = self.cas {
+            mem[off..off + 8].copy_from_slice(&cas.to_le_bytes());
+            off += 8;
+        }
+        if has_flags {
+            set_u32(mem, off, self.flags);
+            off += 4;
+        }
+        for part in [self.key, self.data[0], self.data[1]] {
+            mem[off..off + part.len()].copy_from_slice(part);
+            off += part.len();
+        }
+    }
+}
+
+/// Mark an item fetched.
+pub(crate) fn set_fetched(mem: &mut [u8]) {
+    mem[IFLAGS] |= FETCHED;
+}
+
+/// Mark an item linked or not.
+pub(crate) fn set_linked(mem: &mut [u8], linked: bool) {
+    if linked {
+        mem[IFLAGS] |= LINKED;
+    } else {
+        mem[IFLAGS] &= !LINKED;
+    }
+}
+
+/// Set a new relative exptime (`touch`, `gat`).
+pub(crate) fn set_exptime(mem: &mut [u8], exptime: u32) {
+    set_u32(mem, EXPTIME, exptime);
+}
+
+/// Overwrite the value in place (same length) and the CAS: `incr`/`decr`
+/// of a value that still fits, as memcached does.
+pub(crate) fn rewrite_value(mem: &mut [u8], value: &[u8], cas: u64) {
+    let view = ItemView::new(mem);
+    let off = view.key_off() + mem[NKEY] as usize;
+    debug_assert_eq!(value.len(), get_u32(mem, NBYTES) as usize);
+    if mem[IFLAGS] & HAS_CAS != 0 {
+        mem[CAS..CAS + 8].copy_from_slice(&cas.to_le_bytes());
+    }
+    mem[off..off + value.len()].copy_from_slice(value);
 }
 
 #[cfg(test)]
@@ -49,9 +298,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ntotal_matches_memcached_layout() {
-        assert_eq!(item_ntotal(3, 0, 5, true), 48 + 4 + 7 + 8);
-        assert_eq!(item_ntotal(3, 0, 5, false), 48 + 4 + 7);
-        assert_eq!(item_ntotal(3, 1, 5, false), 48 + 4 + 4 + 7);
+    fn memcached_total_matches_its_layout() {
+        assert_eq!(mc_ntotal(3, 0, 5, true), 48 + 4 + 7 + 8);
+        assert_eq!(mc_ntotal(3, 0, 5, false), 48 + 4 + 7);
+        assert_eq!(mc_ntotal(3, 1, 5, false), 48 + 4 + 4 + 7);
+    }
+
+    #[test]
+    fn write_and_read_back() {
+        for (flags, cas) in [(0, None), (7, None), (0, Some(99)), (0xdead_beef, Some(1))] {
+            let n = NewItem {
+                key: b"key",
+                data: [b"val", b"ue"],
+                flags,
+                exptime: 42,
+                cas,
+            };
+            let mut mem = vec![0xaa; n.size() + 10];
+            n.write(&mut mem, 5, 1000);
+            let v = ItemView::new(&mem);
+            assert_eq!(v.key(), b"key");
+            assert_eq!(v.data(), b"value");
+            assert_eq!(v.flags(), flags);
+            assert_eq!(v.cas(), cas.unwrap_or(0));
+            assert_eq!((v.exptime(), v.time(), v.class()), (42, 1000, 5));
+            assert_eq!(v.size(), n.size());
+            assert!(!v.fetched());
+            set_fetched(&mut mem);
+            assert!(ItemView::new(&mem).fetched());
+        }
+        assert_eq!(item_size(12, 0, 32, true), 76);
+    }
+
+    #[test]
+    fn rewrite_in_place() {
+        let n = NewItem {
+            key: b"n",
+            data: [b"10", b""],
+            flags: 0,
+            exptime: 0,
+            cas: Some(1),
+        };
+        let mut mem = vec![0; n.size()];
+        n.write(&mut mem, 1, 0);
+        rewrite_value(&mut mem, b"9 ", 2);
+        let v = ItemView::new(&mem);
+        assert_eq!((v.data(), v.cas()), (&b"9 "[..], 2));
     }
 }

@@ -1,31 +1,38 @@
 //! The cache: mirrors memcached's storage API of `items.c` / `memcached.c`
 //! (`item_get`, `store_item`, `add_delta`, `item_touch`, `item_unlink`) over
-//! a sharded table.
+//! sharded slab storage.
 //!
-//! This is the small API the protocol code calls; the engine behind it
-//! can change without touching the protocols. Each shard is a hash table
-//! plus an LRU list behind its own mutex ([`lru::Shard`]); a key's shard is
-//! chosen by its hash, so two keys in different shards never contend. No
-//! operation holds two shard locks at once.
+//! This is the small API the protocol code calls; the engine behind it can
+//! change without touching the protocols. The cache is split into shards
+//! ([`shard::Shard`]), each a hash table, slab pages and one LRU per slab
+//! class behind one mutex; a key's shard is chosen by its hash, so two keys
+//! in different shards never contend, and a get takes exactly one lock.
+//! Nothing ever waits for a second shard's lock while holding one: work on
+//! other shards (eviction to free memory) only *tries* their locks.
 //!
-//! Memory is bounded by `-m`: every item is charged `item_ntotal` bytes (as
-//! memcached charges `ITEM_ntotal`), and a store that would pass the limit
-//! first evicts from the LRU tail of its shard, then of the others.
+//! Memory is bounded by `-m`, counted the way it is really spent: every
+//! slab page, every large item's allocation and every shard's hash table
+//! are charged to one budget ([`Cache::total_malloced`]). A store that finds
+//! the budget spent takes the tail of its class's LRU in its shard, as
+//! memcached's `lru_pull_tail` does, and failing that frees a page (see
+//! `evict.rs`).
 
 mod evict;
 pub mod items;
-pub mod lru;
+pub mod shard;
+pub mod slabs;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
-use items::{item_ntotal, Item};
-use lru::Shard;
+use items::{mc_ntotal, Item, ItemView, NewItem};
+use shard::{ClassStats, Handle, Shard};
+use slabs::{ClassParams, Classes};
 
 /// Number of shards (a power of two).
-const SHARDS: usize = 64;
+pub const SHARDS: usize = 16;
 
 /// How a store command treats an existing item (memcached's `NREAD_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,17 +130,75 @@ enum Death {
     Flushed,
 }
 
+/// How a cache is sized and behaves (from the settings).
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `-m` in bytes.
+    pub limit: usize,
+    /// `-I` in bytes.
+    pub item_size_max: usize,
+    /// Evict when full (`-M` clears it).
+    pub evict_to_free: bool,
+    /// Give items CAS uniques (`-C` clears it).
+    pub use_cas: bool,
+    /// `-n`.
+    pub chunk_size: usize,
+    /// `-f`.
+    pub factor: f64,
+    /// `-o slab_chunk_max`.
+    pub slab_chunk_max: usize,
+    /// `-o slab_sizes`.
+    pub slab_sizes: Vec<u32>,
+}
+
+impl CacheConfig {
+    /// The configuration `settings` asks for.
+    pub fn from_settings(s: &crate::settings::Settings) -> CacheConfig {
+        CacheConfig {
+            limit: s.maxbytes,
+            item_size_max: s.item_size_max,
+            evict_to_free: s.evict_to_free,
+            use_cas: s.use_cas,
+            chunk_size: s.chunk_size,
+            factor: s.factor,
+            slab_chunk_max: s.slab_chunk_size_max,
+            slab_sizes: s.slab_sizes.clone(),
+        }
+    }
+
+    /// memcached's defaults with this limit.
+    pub fn with_limit(limit: usize) -> CacheConfig {
+        CacheConfig {
+            limit,
+            ..CacheConfig::from_settings(&crate::settings::Settings::default())
+        }
+    }
+}
+
+/// Per-class figures for `stats items` and `stats slabs`.
+#[derive(Debug, Clone, Default)]
+pub struct ClassReport {
+    /// Counters summed over shards.
+    pub stats: ClassStats,
+    /// Seconds since the oldest tail item of the class was bumped.
+    pub age: u32,
+}
+
 /// The shared cache. One per process, used by every worker.
 #[derive(Debug)]
 pub struct Cache {
-    /// The shards; a key lives in `shards[hash % SHARDS]`.
+    /// The shards; a key lives in `shards[(hash >> 32) % SHARDS]`.
     shards: Box<[Mutex<Shard>]>,
-    /// Hasher for keys (shard choice and table).
+    /// Hasher for keys (shard choice and tables).
     hasher: hashbrown::DefaultHashBuilder,
+    /// The slab classes.
+    classes: Classes,
     /// The server clock.
     clock: Arc<Clock>,
     /// `-m` in bytes; changed at run time only by `cache_memlimit`.
     limit: AtomicUsize,
+    /// Bytes allocated now: pages, large items and hash tables.
+    malloced: AtomicUsize,
     /// `-I` in bytes.
     item_size_max: usize,
     /// Whether to evict when full (`-M` clears it).
@@ -147,7 +212,7 @@ pub struct Cache {
     oldest_live: AtomicU32,
     /// Items with a CAS below this are dead too (the flush's own second).
     oldest_cas: AtomicU64,
-    /// Where the next cross-shard eviction starts.
+    /// Where the next search of other shards starts.
     evict_cursor: AtomicUsize,
     /// The shard the background pass visits next.
     crawl_cursor: AtomicUsize,
@@ -155,26 +220,29 @@ pub struct Cache {
     pub stats: CacheStats,
 }
 
-/// A view of a live item handed to the protocol code.
-pub type ItemRef = Arc<Item>;
-
 impl Cache {
-    /// A cache bounded to `limit` bytes.
-    pub fn new(
-        clock: Arc<Clock>,
-        limit: usize,
-        item_size_max: usize,
-        evict_to_free: bool,
-        use_cas: bool,
-    ) -> Cache {
+    /// A cache as `config` describes.
+    pub fn new(clock: Arc<Clock>, config: &CacheConfig) -> Cache {
+        let classes = Classes::new(ClassParams {
+            chunk_size: config.chunk_size,
+            factor: config.factor,
+            slab_chunk_max: config.slab_chunk_max,
+            slab_sizes: &config.slab_sizes,
+            page_size: slabs::page_size_for(config.limit, SHARDS),
+        });
+        let hasher = hashbrown::DefaultHashBuilder::default();
         Cache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(hasher, classes.largest() + 1)))
+                .collect(),
+            hasher,
+            classes,
             clock,
-            limit: AtomicUsize::new(limit),
-            item_size_max,
-            evict_to_free,
-            use_cas,
+            limit: AtomicUsize::new(config.limit),
+            malloced: AtomicUsize::new(0),
+            item_size_max: config.item_size_max,
+            evict_to_free: config.evict_to_free,
+            use_cas: config.use_cas,
             cas_id: AtomicU64::new(0),
             oldest_live: AtomicU32::new(0),
             oldest_cas: AtomicU64::new(0),
@@ -189,33 +257,94 @@ impl Cache {
         &self.clock
     }
 
+    /// The slab classes.
+    pub fn classes(&self) -> &Classes {
+        &self.classes
+    }
+
     /// The memory limit in bytes.
     pub fn limit(&self) -> usize {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// Bytes allocated for items and tables now (`total_malloced`).
+    pub fn total_malloced(&self) -> usize {
+        self.malloced.load(Ordering::Relaxed)
+    }
+
     /// `cache_memlimit`: a new limit in bytes. Lowering it frees nothing at
-    /// once; later stores evict down to it.
+    /// once; later stores evict down to it and emptied pages are released.
     pub fn set_limit(&self, bytes: usize) {
         self.limit.store(bytes, Ordering::Relaxed);
     }
 
     /// Whether an item of this key and value length could ever be stored
-    /// (memcached's `item_size_ok`).
+    /// (memcached's `item_size_ok`, with memcached's own item size, so
+    /// that the largest value accepted is the same).
     pub fn size_ok(&self, nkey: usize, flags: u32, nbytes: usize) -> bool {
-        item_ntotal(nkey, flags, nbytes, self.use_cas) <= self.item_size_max
+        mc_ntotal(nkey, flags, nbytes, self.use_cas) <= self.item_size_max
     }
 
-    /// Whether memory for an item of this size can be had now, evicting if
-    /// allowed. Used before reading a value so that a doomed store is
-    /// swallowed, as memcached's `item_alloc` failing does.
+    /// Whether memory for an item of this size can be had now. Used
+    /// before reading a value so that a doomed store is swallowed, as
+    /// memcached's `item_alloc` failing does. With eviction on, anything
+    /// no larger than the limit can be had; with `-M`, only what fits the
+    /// budget, a free chunk, or a dead item's room.
     pub fn can_alloc(&self, nkey: usize, flags: u32, nbytes: usize) -> bool {
-        let size = item_ntotal(nkey, flags, nbytes, self.use_cas);
-        size <= self.limit() && (self.evict_to_free || self.fits(size) || self.free_elsewhere(size))
+        let size = items::item_size(nkey, flags, nbytes, self.use_cas);
+        if size > self.limit() {
+            return false;
+        }
+        if self.evict_to_free {
+            return true;
+        }
+        let class = self.classes.class_for(size);
+        let need = self.alloc_bytes(class, size);
+        if self.fits(need) {
+            return true;
+        }
+        let now = self.clock.now();
+        for m in self.shards.iter() {
+            let mut sh = lock(m);
+            if !self.classes.is_large(class) && !sh.classes[class].free_is_empty() {
+                return true;
+            }
+            self.reclaim_all(&mut sh, now, false);
+            if self.fits(need)
+                || (!self.classes.is_large(class) && !sh.classes[class].free_is_empty())
+            {
+                return true;
+            }
+        }
+        false
     }
 
-    fn used(&self) -> usize {
-        self.stats.bytes.load(Ordering::Relaxed)
+    fn fits(&self, need: usize) -> bool {
+        self.total_malloced() + need <= self.limit()
+    }
+
+    /// Take `n` bytes from the budget, if they fit.
+    fn take(&self, n: usize) -> bool {
+        let limit = self.limit();
+        self.malloced
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used + n <= limit).then_some(used + n)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.malloced.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Bytes an allocation for a new item of this class takes: a page, or
+    /// the item itself for a large class.
+    fn alloc_bytes(&self, class: usize, size: usize) -> usize {
+        if self.classes.is_large(class) {
+            size
+        } else {
+            Shard::page_bytes(&self.classes, class)
+        }
     }
 
     fn next_cas(&self) -> u64 {
@@ -226,77 +355,92 @@ impl Cache {
         }
     }
 
-    fn locate(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
-        let hash = self.hasher.hash_one(key);
+    fn shard_of(&self, hash: u64) -> usize {
         // Middle bits: hashbrown uses the top 7 bits as its control tag,
         // which must stay varied within a shard.
-        let shard = (hash >> 32) as usize % SHARDS;
-        let guard = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
-        (hash, guard)
+        (hash >> 32) as usize % SHARDS
     }
 
-    /// Whether a linked entry is dead: expired, or hidden by `flush_all`
+    fn locate(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
+        let hash = self.hasher.hash_one(key);
+        (hash, lock(&self.shards[self.shard_of(hash)]))
+    }
+
+    /// Whether a linked item is dead: expired, or hidden by `flush_all`
     /// (memcached's `item_is_flushed` plus the exptime check).
-    fn is_dead(&self, shard: &Shard, idx: usize, now: u32) -> Option<Death> {
-        let e = shard.entry(idx);
+    fn is_dead(&self, v: ItemView<'_>, now: u32) -> Option<Death> {
         let oldest_live = self.oldest_live.load(Ordering::Relaxed);
         if oldest_live != 0 && oldest_live <= now {
             let oldest_cas = self.oldest_cas.load(Ordering::Relaxed);
-            if e.time <= oldest_live
-                || (oldest_cas != 0 && e.item.cas != 0 && e.item.cas < oldest_cas)
+            if v.time() <= oldest_live || (oldest_cas != 0 && v.cas() != 0 && v.cas() < oldest_cas)
             {
                 return Some(Death::Flushed);
             }
         }
-        (e.exptime != 0 && e.exptime <= now).then_some(Death::Expired)
+        let exptime = v.exptime();
+        (exptime != 0 && exptime <= now).then_some(Death::Expired)
     }
 
-    /// Reclaim dead entries among the last few of the LRU, as memcached's
-    /// `lru_pull_tail` does before each allocation, counting `reclaimed`.
-    fn reclaim_tail(&self, shard: &mut Shard, now: u32) {
-        for idx in shard.tail_entries(5) {
-            if self.is_dead(shard, idx, now).is_some() {
-                self.reclaim(shard, idx);
+    /// Unlink an item and give back its memory, keeping the gauges right.
+    fn remove(&self, sh: &mut Shard, h: Handle) {
+        let v = sh.view(h);
+        let (class, size) = (v.class(), v.size());
+        sh.unlink(h);
+        self.stats.bytes.fetch_sub(size, Ordering::Relaxed);
+        self.stats.curr_items.fetch_sub(1, Ordering::Relaxed);
+        let (bytes, empty) = sh.free(h, class);
+        self.give(bytes);
+        if let Some(page) = empty {
+            // An emptied page stays with its class unless the cache is over
+            // its limit (after `cache_memlimit` lowered it).
+            if self.total_malloced() > self.limit() {
+                self.give(sh.release_page(page));
             }
         }
     }
 
-    fn unlink(&self, shard: &mut Shard, idx: usize) -> lru::Entry {
-        let e = shard.remove(idx);
-        self.stats.bytes.fetch_sub(e.size, Ordering::Relaxed);
-        self.stats.curr_items.fetch_sub(1, Ordering::Relaxed);
-        e
+    /// Charge the change of a shard's table allocation.
+    fn sync_table(&self, sh: &mut Shard) {
+        let (grown, shrunk) = sh.table_delta();
+        self.malloced.fetch_add(grown, Ordering::Relaxed);
+        self.give(shrunk);
     }
 
-    /// Look up a live entry, unlinking it lazily if it is dead.
-    fn find_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u32) -> Option<usize> {
-        self.lookup(shard, hash, key, now).ok()
-    }
-
-    /// Like `find_live`, but says why a found entry was dead.
+    /// Look up a live item, unlinking it lazily if it is dead, and say why
+    /// a found item was dead.
     fn lookup(
         &self,
-        shard: &mut Shard,
+        sh: &mut Shard,
         hash: u64,
         key: &[u8],
         now: u32,
-    ) -> Result<usize, Option<Death>> {
-        let idx = shard.find(hash, key).ok_or(None)?;
-        if let Some(death) = self.is_dead(shard, idx, now) {
-            self.unlink(shard, idx);
+    ) -> Result<Handle, Option<Death>> {
+        let h = sh.find(hash, key).ok_or(None)?;
+        if let Some(death) = self.is_dead(sh.view(h), now) {
+            self.remove(sh, h);
             return Err(Some(death));
         }
-        Ok(idx)
+        Ok(h)
     }
 
-    /// `get` / `gat`: the live item for `key`, bumped in the LRU at most once
-    /// per `ITEM_UPDATE_INTERVAL`. With `touch`, also sets a new relative
+    fn find_live(&self, sh: &mut Shard, hash: u64, key: &[u8], now: u32) -> Option<Handle> {
+        self.lookup(sh, hash, key, now).ok()
+    }
+
+    /// `get` / `gat`: hand the live item for `key` to `f` while its shard is
+    /// locked, bumping it in the LRU at most once per
+    /// `ITEM_UPDATE_INTERVAL`. With `touch`, also sets a new relative
     /// exptime.
-    pub fn get(&self, key: &[u8], touch: Option<u32>) -> Option<ItemRef> {
+    pub fn get_with<R>(
+        &self,
+        key: &[u8],
+        touch: Option<u32>,
+        f: impl FnOnce(ItemView<'_>) -> R,
+    ) -> Option<R> {
         let now = self.clock.now();
-        let (hash, mut shard) = self.locate(key);
-        let idx = match self.lookup(&mut shard, hash, key, now) {
-            Ok(idx) => idx,
+        let (hash, mut sh) = self.locate(key);
+        let h = match self.lookup(&mut sh, hash, key, now) {
+            Ok(h) => h,
             Err(death) => {
                 match death {
                     Some(Death::Expired) => self.stats.get_expired.fetch_add(1, Ordering::Relaxed),
@@ -306,30 +450,44 @@ impl Cache {
                 return None;
             }
         };
-        let e = shard.entry_mut(idx);
-        e.fetched = true;
+        let mem = sh.mem_mut(h);
+        items::set_fetched(mem);
         if let Some(exptime) = touch {
-            e.exptime = exptime;
+            items::set_exptime(mem, exptime);
         }
-        let item = e.item.clone();
-        if e.time + ITEM_UPDATE_INTERVAL < now {
-            shard.bump(idx, now);
+        let v = sh.view(h);
+        let (class, time) = (v.class(), v.time());
+        let s = &mut sh.classes[class].stats;
+        if touch.is_some() {
+            s.touch_hits += 1;
+        } else {
+            s.get_hits += 1;
         }
-        Some(item)
+        if time + ITEM_UPDATE_INTERVAL < now {
+            sh.bump(h, now);
+        }
+        Some(f(sh.view(h)))
+    }
+
+    /// `get`, returning a copy of the item.
+    pub fn get(&self, key: &[u8], touch: Option<u32>) -> Option<Item> {
+        self.get_with(key, touch, |v| Item::from(v))
     }
 
     /// `touch`: set a new relative exptime. Returns whether the key was live.
     pub fn touch(&self, key: &[u8], exptime: u32) -> bool {
-        self.get(key, Some(exptime)).is_some()
+        self.get_with(key, Some(exptime), |_| ()).is_some()
     }
 
     /// `delete`. Returns whether a live item was removed.
     pub fn delete(&self, key: &[u8]) -> bool {
         let now = self.clock.now();
-        let (hash, mut shard) = self.locate(key);
-        match self.find_live(&mut shard, hash, key, now) {
-            Some(idx) => {
-                self.unlink(&mut shard, idx);
+        let (hash, mut sh) = self.locate(key);
+        match self.find_live(&mut sh, hash, key, now) {
+            Some(h) => {
+                let class = sh.view(h).class();
+                sh.classes[class].stats.delete_hits += 1;
+                self.remove(&mut sh, h);
                 true
             }
             None => false,
@@ -349,109 +507,113 @@ impl Cache {
         req_cas: u64,
     ) -> (StoreResult, u64) {
         let now = self.clock.now();
-        let (hash, mut shard) = self.locate(key);
-        self.reclaim_tail(&mut shard, now);
-        let old = self.find_live(&mut shard, hash, key, now);
+        let (hash, mut sh) = self.locate(key);
+        if !matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+            // memcached's item_alloc first takes back dead items at the
+            // tail of the new item's class.
+            let size = items::item_size(key.len(), flags, data.len(), self.use_cas);
+            self.reclaim_tail(&mut sh, self.classes.class_for(size), None, now);
+        }
+        let old = self.find_live(&mut sh, hash, key, now);
 
-        // Decide, and for append/prepend build the combined value.
-        let (flags, exptime, value): (u32, u32, std::borrow::Cow<'_, [u8]>) = match (mode, old) {
-            (StoreMode::Add, Some(idx)) => {
+        // Decide, and for append/prepend copy the old value.
+        let mut joined: Option<Vec<u8>> = None;
+        let (flags, exptime) = match (mode, old) {
+            (StoreMode::Add, Some(h)) => {
                 // add only adds, but promotes the existing item.
-                shard.bump(idx, now);
+                sh.bump(h, now);
                 return (StoreResult::NotStored, 0);
             }
             (StoreMode::Cas, None) => return (StoreResult::NotFound, 0),
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
                 return (StoreResult::NotStored, 0)
             }
-            (StoreMode::Cas, Some(idx)) => {
-                if req_cas == 0 || shard.entry(idx).item.cas != req_cas {
+            (StoreMode::Cas, Some(h)) => {
+                let class = sh.view(h).class();
+                if req_cas == 0 || sh.view(h).cas() != req_cas {
+                    sh.classes[class].stats.cas_badval += 1;
                     return (StoreResult::Exists, 0);
                 }
-                (flags, exptime, data.into())
+                sh.classes[class].stats.cas_hits += 1;
+                (flags, exptime)
             }
-            (StoreMode::Append | StoreMode::Prepend, Some(idx)) => {
-                let e = shard.entry(idx);
-                if req_cas != 0 && e.item.cas != req_cas {
+            (StoreMode::Append | StoreMode::Prepend, Some(h)) => {
+                let v = sh.view(h);
+                if req_cas != 0 && v.cas() != req_cas {
                     return (StoreResult::Exists, 0);
                 }
-                let mut v = Vec::with_capacity(e.item.data.len() + data.len());
-                if mode == StoreMode::Append {
-                    v.extend_from_slice(&e.item.data);
-                    v.extend_from_slice(data);
-                } else {
-                    v.extend_from_slice(data);
-                    v.extend_from_slice(&e.item.data);
-                }
-                if !self.size_ok(key.len(), e.item.flags, v.len()) {
+                if !self.size_ok(key.len(), v.flags(), v.data().len() + data.len()) {
                     return (StoreResult::NotStored, 0);
                 }
-                (e.item.flags, e.exptime, v.into())
+                joined = Some(v.data().to_vec());
+                (v.flags(), v.exptime())
             }
-            (StoreMode::Set | StoreMode::Replace | StoreMode::Add, _) => {
-                (flags, exptime, data.into())
-            }
+            (StoreMode::Set | StoreMode::Replace | StoreMode::Add, _) => (flags, exptime),
         };
 
-        if !self.size_ok(key.len(), flags, value.len()) {
+        let mut item = NewItem {
+            key,
+            data: [data, b""],
+            flags,
+            exptime,
+            cas: self.use_cas.then_some(0),
+        };
+        if let Some(old_data) = &joined {
+            item.data = if mode == StoreMode::Append {
+                [old_data, data]
+            } else {
+                [data, old_data]
+            };
+        }
+        if !self.size_ok(key.len(), flags, item.nbytes()) {
             return (StoreResult::TooLarge, 0);
         }
-        let size = item_ntotal(key.len(), flags, value.len(), self.use_cas);
-        let old_size = old.map(|i| shard.entry(i).size).unwrap_or(0);
-        if !self.make_room(&mut shard, size.saturating_sub(old_size), old) {
+        let size = item.size();
+        let class = self.classes.class_for(size);
+        let Some(h) = self.alloc(&mut sh, class, size, old, now) else {
             if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
                 return (StoreResult::NotStored, 0);
             }
             return (StoreResult::NoMemory, 0);
-        }
+        };
         let cas = self.next_cas();
-        let item = Arc::new(Item {
-            key: key.into(),
-            data: value.into_owned().into_boxed_slice(),
-            flags,
-            cas,
-        });
-        self.link(&mut shard, hash, old, item, exptime, now, size);
+        item.cas = self.use_cas.then_some(cas);
+        if let Some(o) = old {
+            self.remove(&mut sh, o);
+        }
+        self.link(&mut sh, h, hash, class, &item, now);
         (StoreResult::Stored, cas)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn link(
         &self,
-        shard: &mut Shard,
+        sh: &mut Shard,
+        h: Handle,
         hash: u64,
-        old: Option<usize>,
-        item: Arc<Item>,
-        exptime: u32,
+        class: usize,
+        item: &NewItem<'_>,
         now: u32,
-        size: usize,
     ) {
-        match old {
-            Some(idx) => {
-                let old_size = shard.replace(idx, item, exptime, now, size);
-                self.stats.bytes.fetch_sub(old_size, Ordering::Relaxed);
-            }
-            None => {
-                shard.insert(item, hash, exptime, now, size);
-                self.stats.curr_items.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.stats.bytes.fetch_add(size, Ordering::Relaxed);
+        sh.link(h, hash, class, item, now);
+        sh.classes[class].stats.cmd_set += 1;
+        self.stats.curr_items.fetch_add(1, Ordering::Relaxed);
         self.stats.total_items.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(item.size(), Ordering::Relaxed);
+        self.sync_table(sh);
     }
 
     /// `incr` / `decr` (memcached's `do_add_delta`): the value must be a
     /// decimal number; `incr` wraps at 2^64, `decr` stops at 0. A result no
-    /// longer than the old value is padded with spaces to the old length,
-    /// as memcached rewrites such a value in place.
+    /// longer than the old value is padded with spaces to the old length
+    /// and written in place, as memcached does; a longer one is a new item.
     pub fn delta(&self, key: &[u8], incr: bool, delta: u64) -> DeltaResult {
         let now = self.clock.now();
-        let (hash, mut shard) = self.locate(key);
-        let Some(idx) = self.find_live(&mut shard, hash, key, now) else {
+        let (hash, mut sh) = self.locate(key);
+        let Some(h) = self.find_live(&mut sh, hash, key, now) else {
             return DeltaResult::NotFound;
         };
-        let e = shard.entry(idx);
-        let Some(value) = parse_counter(&e.item.data) else {
+        let v = sh.view(h);
+        let Some(value) = parse_counter(v.data()) else {
             return DeltaResult::NonNumeric;
         };
         let value = if incr {
@@ -459,29 +621,37 @@ impl Cache {
         } else {
             value.saturating_sub(delta)
         };
+        let class = v.class();
+        let s = &mut sh.classes[class].stats;
+        if incr {
+            s.incr_hits += 1;
+        } else {
+            s.decr_hits += 1;
+        }
         let mut data = value.to_string().into_bytes();
-        if data.len() <= e.item.data.len() {
-            data.resize(e.item.data.len(), b' ');
+        let old_len = sh.view(h).data().len();
+        if data.len() <= old_len {
+            data.resize(old_len, b' ');
+            let cas = self.next_cas();
+            items::rewrite_value(sh.mem_mut(h), &data, cas);
+            return DeltaResult::Ok(value);
         }
-        let (flags, exptime) = (e.item.flags, e.exptime);
-        let size = item_ntotal(key.len(), flags, data.len(), self.use_cas);
-        let old_size = e.size;
-        if !self.make_room(&mut shard, size.saturating_sub(old_size), Some(idx)) {
+        let v = sh.view(h);
+        let mut item = NewItem {
+            key,
+            data: [&data, b""],
+            flags: v.flags(),
+            exptime: v.exptime(),
+            cas: self.use_cas.then_some(0),
+        };
+        let size = item.size();
+        let new_class = self.classes.class_for(size);
+        let Some(nh) = self.alloc(&mut sh, new_class, size, Some(h), now) else {
             return DeltaResult::NoMemory;
-        }
-        let item = Arc::new(Item {
-            key: key.into(),
-            data: data.into_boxed_slice(),
-            flags,
-            cas: self.next_cas(),
-        });
-        let in_place = size <= old_size;
-        self.link(&mut shard, hash, Some(idx), item, exptime, now, size);
-        // memcached rewrites a value that still fits in place: an update,
-        // not a new item; a longer one is a new item.
-        if in_place {
-            self.stats.total_items.fetch_sub(1, Ordering::Relaxed);
-        }
+        };
+        item.cas = self.use_cas.then_some(self.next_cas());
+        self.remove(&mut sh, h);
+        self.link(&mut sh, nh, hash, new_class, &item, now);
         DeltaResult::Ok(value)
     }
 
@@ -505,6 +675,56 @@ impl Cache {
             self.oldest_live.store(new_oldest, Ordering::Relaxed);
         }
     }
+
+    /// Per-class figures, summed over shards, indexed by class id.
+    pub fn class_reports(&self) -> Vec<ClassReport> {
+        let now = self.clock.now();
+        let mut out = vec![ClassReport::default(); self.classes.largest() + 1];
+        for m in self.shards.iter() {
+            let sh = lock(m);
+            for (class, r) in out.iter_mut().enumerate() {
+                r.stats.add(&sh.classes[class].stats);
+                if let Some(t) = sh.tail(class) {
+                    r.age = r.age.max(now.saturating_sub(sh.view(t).time()));
+                }
+            }
+        }
+        out
+    }
+
+    /// `stats reset`: zero the counters, global and per class.
+    pub fn reset_stats(&self) {
+        self.stats.reset();
+        for m in self.shards.iter() {
+            for c in lock(m).classes.iter_mut() {
+                c.stats.reset();
+            }
+        }
+    }
+
+    /// `stats cachedump <class> <limit>`: key, value length and absolute
+    /// exptime (0 = never) of up to `limit` items of a class (0 = all),
+    /// most recently used first within each shard.
+    pub fn dump(&self, class: usize, limit: usize) -> Vec<(Vec<u8>, usize, u32)> {
+        let mut out = Vec::new();
+        for m in self.shards.iter() {
+            let sh = lock(m);
+            let mut cur = sh.head(class);
+            while let Some(h) = cur {
+                if limit != 0 && out.len() >= limit {
+                    return out;
+                }
+                let v = sh.view(h);
+                out.push((v.key().to_vec(), v.data().len(), v.exptime()));
+                cur = sh.next(h);
+            }
+        }
+        out
+    }
+}
+
+fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// memcached's `safe_strtoull` applied to a stored value: optional leading

@@ -3,7 +3,9 @@
 use super::*;
 
 fn cache(limit: usize, evict: bool) -> Cache {
-    Cache::new(Arc::new(Clock::new()), limit, 1024 * 1024, evict, true)
+    let mut config = CacheConfig::with_limit(limit);
+    config.evict_to_free = evict;
+    Cache::new(Arc::new(Clock::new()), &config)
 }
 
 #[test]

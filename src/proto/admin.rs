@@ -6,21 +6,6 @@ use super::number::{strtol, strtoul};
 use super::text::{out_string, Session, Tokens};
 use crate::Server;
 
-/// Number of slab classes memcached's `slabs_init` would make for these
-/// settings (its `power_largest`): chunk sizes grow by `-f` from
-/// `sizeof(item) + -n`, 8-byte aligned, up to `slab_chunk_max`.
-pub fn power_largest(settings: &crate::settings::Settings) -> i32 {
-    let max = settings.slab_chunk_size_max as f64;
-    let mut size = (crate::cache::items::ITEM_HEADER_SIZE + settings.chunk_size) as f64;
-    let mut class = 1;
-    while class < 63 && size <= max / settings.factor {
-        let aligned = (size as usize).div_ceil(8) * 8;
-        size = aligned as f64 * settings.factor;
-        class += 1;
-    }
-    class
-}
-
 /// `slabs reassign <src> <dst>` and `slabs automove <0|1|2|ratio N>`.
 pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
     let n = t.ntokens();
@@ -33,7 +18,7 @@ pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &
             out_string(sess, out, b"CLIENT_ERROR bad command line format");
             return;
         };
-        let largest = power_largest(&server.settings);
+        let largest = server.cache.classes().largest() as i32;
         let reply: &[u8] = if src == dst {
             b"SAME src and dst class are identical"
         } else if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
@@ -108,12 +93,5 @@ mod tests {
         assert_eq!(server.cache.limit(), 100 * 1024 * 1024);
         assert_eq!(run(b"cache_memlimit 8"), b"OK\r\n");
         assert_eq!(server.cache.limit(), 8 * 1024 * 1024);
-    }
-
-    #[test]
-    fn default_settings_make_memcacheds_39_classes() {
-        // memcached 1.6.18 with no options reports classes 1..=39 in
-        // `stats slabs` once filled (largest chunk 524288).
-        assert_eq!(power_largest(&crate::settings::Settings::default()), 39);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use super::number::strtol;
 use super::text::{out_string, Action, Session, Tokens};
-use crate::cache::items::{Item, KEY_MAX_LENGTH};
+use crate::cache::items::{ItemView, KEY_MAX_LENGTH};
 use crate::Server;
 
 /// How to answer each key of a retrieval.
@@ -115,7 +115,9 @@ pub fn serve_keys(
             out_string(sess, out, b"CLIENT_ERROR bad command line format");
             return Progress::Failed;
         }
-        let hit = server.cache.get(key, cmd.touch);
+        let hit = server
+            .cache
+            .get_with(key, cmd.touch, |it| write_value(out, it, cmd.cas));
         server.prefix.record_get(key, hit.is_some());
         let (count, hits, misses) = if cmd.touch.is_some() {
             (&s.cmd_touch, &s.touch_hits, &s.touch_misses)
@@ -124,30 +126,26 @@ pub fn serve_keys(
         };
         count.fetch_add(1, Ordering::Relaxed);
         match hit {
-            Some(it) => {
-                hits.fetch_add(1, Ordering::Relaxed);
-                write_value(out, &it, cmd.cas);
-            }
-            None => {
-                misses.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+            Some(()) => hits.fetch_add(1, Ordering::Relaxed),
+            None => misses.fetch_add(1, Ordering::Relaxed),
+        };
     }
     out.extend_from_slice(b"END\r\n");
     Progress::Done
 }
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
-pub fn write_value(out: &mut Vec<u8>, it: &Item, cas: bool) {
+pub fn write_value(out: &mut Vec<u8>, it: ItemView<'_>, cas: bool) {
     use std::io::Write as _;
+    let data = it.data();
     out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(&it.key);
-    let _ = write!(out, " {} {}", it.flags, it.data.len());
+    out.extend_from_slice(it.key());
+    let _ = write!(out, " {} {}", it.flags(), data.len());
     if cas {
-        let _ = write!(out, " {}", it.cas);
+        let _ = write!(out, " {}", it.cas());
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&it.data);
+    out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -562,7 +562,7 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
     match t.get(1) {
         b"reset" => {
             server.stats.reset();
-            server.cache.stats.reset();
+            server.cache.reset_stats();
             server.prefix.clear();
             out_string(sess, out, b"RESET");
         }
@@ -587,7 +587,21 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
             } else if n < 5 {
                 out_string(sess, out, b"CLIENT_ERROR bad command line");
             } else {
-                out.extend_from_slice(b"END\r\n");
+                match (strtoul(t.get(2)), strtoul(t.get(3))) {
+                    (Some(id), Some(limit)) if id as usize > crate::cache::slabs::MAX_CLASSES => {
+                        let _ = limit;
+                        out_string(sess, out, b"CLIENT_ERROR Illegal slab id");
+                    }
+                    (Some(id), Some(limit)) => {
+                        let id = id as usize;
+                        if id <= server.cache.classes().largest() {
+                            stats::cachedump(server, id, limit as usize, out);
+                        } else {
+                            out.extend_from_slice(b"END\r\n");
+                        }
+                    }
+                    _ => out_string(sess, out, b"CLIENT_ERROR bad command line format"),
+                }
             }
         }
         b"items" | b"sizes" | b"slabs" | b"conns" => stats::group(server, t.get(1), out),

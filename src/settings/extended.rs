@@ -14,7 +14,7 @@
 //! | `slab_chunk_max=BYTES` | [`Settings::slab_chunk_size_max`](super::Settings::slab_chunk_size_max); plain bytes, no suffix, as in 1.6.18 |
 //! | `slab_sizes=A-B-...` | [`Settings::slab_sizes`](super::Settings::slab_sizes) |
 //! | `no_chunked_items` | `slab_chunk_size_max` = slab page size |
-//! | `no_modern` | `no_maxconns_fast`, and `no_chunked_items` unless `slab_chunk_max` was given |
+//! | `no_modern` | `no_maxconns_fast`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
 //!
@@ -169,6 +169,7 @@ fn one(
         }
         "no_modern" => {
             s.slab_reassign = false;
+            s.lru_segmented = false;
             if !state.slab_chunk_changed {
                 state.slab_chunk_max = SLAB_PAGE_SIZE;
             }

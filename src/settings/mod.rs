@@ -159,6 +159,10 @@ pub struct Settings {
     /// Whether `slabs reassign` is allowed (`-o slab_reassign`, on by
     /// default; `no_slab_reassign` and `no_modern` turn it off).
     pub slab_reassign: bool,
+    /// Report `stats items` with memcached's segmented-LRU names (on by
+    /// default; `-o no_modern` turns it off, as it turns off memcached's
+    /// `lru_segmented`).
+    pub lru_segmented: bool,
 }
 
 impl Default for Settings {
@@ -205,6 +209,7 @@ impl Default for Settings {
             auth_file: None,
             ignored_options: Vec::new(),
             slab_reassign: true,
+            lru_segmented: true,
         }
     }
 }

@@ -1,0 +1,496 @@
+//! One shard of the cache: a hash table, slab pages and one LRU per slab
+//! class, behind one lock. Mirrors memcached's `assoc.c` (the table),
+//! `slabs.c` (pages carved into chunks, free lists) and the LRU of
+//! `items.c`, folded into one structure so that one mutex covers them.
+//!
+//! Items are addressed by a `u32` handle:
+//! - for a chunk in a page: `page << 16 | chunk` (bit 31 clear);
+//! - for an item of a large class: `1 << 31 | index` into `large`.
+//!
+//! The table stores only handles (4 bytes a slot); the key is read from
+//! the item when probing. LRU links are handles inside the item header.
+//! Memory is read and written through safe slices of the pages.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use slab::Slab;
+
+use super::items::{self, ItemView, NewItem, NEXT, PREV, TIME};
+use super::slabs::Classes;
+
+/// An item's address in its shard.
+pub type Handle = u32;
+
+/// "No item" in LRU links.
+pub const NIL: Handle = u32::MAX;
+
+const LARGE: u32 = 1 << 31;
+const CHUNK_BITS: u32 = 16;
+const MAX_PAGES: usize = 1 << (31 - CHUNK_BITS);
+
+/// A slab page: `mem` carved into chunks of one class.
+#[derive(Debug)]
+struct Page {
+    mem: Box<[u8]>,
+    class: u8,
+    chunk: u32,
+    used: u32,
+}
+
+/// Per-class counters of one shard (memcached's `itemstats` and
+/// `slab_stats`), summed over shards by `stats items` / `stats slabs`.
+#[derive(Debug, Default, Clone)]
+pub struct ClassStats {
+    /// Items linked.
+    pub number: u64,
+    /// Bytes those items take.
+    pub requested: u64,
+    /// Pages (large class: items) allocated.
+    pub pages: u64,
+    /// Chunks in those pages.
+    pub chunks: u64,
+    /// Items evicted.
+    pub evicted: u64,
+    /// Evicted items that had an exptime.
+    pub evicted_nonzero: u64,
+    /// Seconds since the last access of the last evicted item.
+    pub evicted_time: u32,
+    /// Allocations that failed.
+    pub outofmemory: u64,
+    /// Dead items whose memory was taken back.
+    pub reclaimed: u64,
+    /// Of those, never read.
+    pub expired_unfetched: u64,
+    /// Evicted items never read.
+    pub evicted_unfetched: u64,
+    /// Dead items taken back by the background pass.
+    pub crawler_reclaimed: u64,
+    /// Items the background pass looked at.
+    pub crawler_items_checked: u64,
+    /// Retrieval hits.
+    pub get_hits: u64,
+    /// Stores.
+    pub cmd_set: u64,
+    /// Deletes that found the item.
+    pub delete_hits: u64,
+    /// `incr` hits.
+    pub incr_hits: u64,
+    /// `decr` hits.
+    pub decr_hits: u64,
+    /// `cas` that stored.
+    pub cas_hits: u64,
+    /// `cas` with a stale unique.
+    pub cas_badval: u64,
+    /// `touch` hits.
+    pub touch_hits: u64,
+}
+
+impl ClassStats {
+    /// Add another shard's counters (for the totals).
+    pub fn add(&mut self, o: &ClassStats) {
+        self.number += o.number;
+        self.requested += o.requested;
+        self.pages += o.pages;
+        self.chunks += o.chunks;
+        self.evicted += o.evicted;
+        self.evicted_nonzero += o.evicted_nonzero;
+        self.evicted_time = self.evicted_time.max(o.evicted_time);
+        self.outofmemory += o.outofmemory;
+        self.reclaimed += o.reclaimed;
+        self.expired_unfetched += o.expired_unfetched;
+        self.evicted_unfetched += o.evicted_unfetched;
+        self.crawler_reclaimed += o.crawler_reclaimed;
+        self.crawler_items_checked += o.crawler_items_checked;
+        self.get_hits += o.get_hits;
+        self.cmd_set += o.cmd_set;
+        self.delete_hits += o.delete_hits;
+        self.incr_hits += o.incr_hits;
+        self.decr_hits += o.decr_hits;
+        self.cas_hits += o.cas_hits;
+        self.cas_badval += o.cas_badval;
+        self.touch_hits += o.touch_hits;
+    }
+
+    /// `stats reset`: zero the counters, keep the gauges.
+    pub fn reset(&mut self) {
+        *self = ClassStats {
+            number: self.number,
+            requested: self.requested,
+            pages: self.pages,
+            chunks: self.chunks,
+            ..ClassStats::default()
+        };
+    }
+}
+
+/// One class's LRU and free chunks in a shard.
+#[derive(Debug)]
+pub struct ClassLru {
+    head: Handle,
+    tail: Handle,
+    free: Vec<Handle>,
+    /// Counters.
+    pub stats: ClassStats,
+}
+
+impl ClassLru {
+    /// Whether the class has no free chunk in this shard.
+    pub fn free_is_empty(&self) -> bool {
+        self.free.is_empty()
+    }
+}
+
+impl Default for ClassLru {
+    fn default() -> Self {
+        ClassLru {
+            head: NIL,
+            tail: NIL,
+            free: Vec::new(),
+            stats: ClassStats::default(),
+        }
+    }
+}
+
+/// A shard.
+#[derive(Debug)]
+pub struct Shard {
+    hasher: hashbrown::DefaultHashBuilder,
+    table: HashTable<Handle>,
+    pages: Slab<Page>,
+    large: Slab<Box<[u8]>>,
+    /// Per class, indexed by class id.
+    pub classes: Vec<ClassLru>,
+    /// Bytes of the table's allocation already charged to the budget.
+    table_bytes: usize,
+}
+
+impl Shard {
+    /// An empty shard for `nclasses` classes (ids `0..nclasses`).
+    pub fn new(hasher: hashbrown::DefaultHashBuilder, nclasses: usize) -> Shard {
+        Shard {
+            hasher,
+            table: HashTable::new(),
+            pages: Slab::new(),
+            large: Slab::new(),
+            classes: (0..nclasses).map(|_| ClassLru::default()).collect(),
+            table_bytes: 0,
+        }
+    }
+
+    /// The bytes of the chunk (or large allocation) at `h`.
+    pub fn mem(&self, h: Handle) -> &[u8] {
+        mem_of(&self.pages, &self.large, h)
+    }
+
+    /// The bytes at `h`, mutably.
+    pub fn mem_mut(&mut self, h: Handle) -> &mut [u8] {
+        if h & LARGE != 0 {
+            return &mut self.large[(h & !LARGE) as usize];
+        }
+        let p = &mut self.pages[(h >> CHUNK_BITS) as usize];
+        let off = (h & ((1 << CHUNK_BITS) - 1)) as usize * p.chunk as usize;
+        &mut p.mem[off..off + p.chunk as usize]
+    }
+
+    /// The item at `h`.
+    pub fn view(&self, h: Handle) -> ItemView<'_> {
+        ItemView::new(self.mem(h))
+    }
+
+    /// The linked item for `key`.
+    pub fn find(&self, hash: u64, key: &[u8]) -> Option<Handle> {
+        self.table
+            .find(hash, |&h| ItemView::new(self.mem(h)).key() == key)
+            .copied()
+    }
+
+    /// A free chunk of a small class, if the shard has one.
+    pub fn pop_free(&mut self, class: usize) -> Option<Handle> {
+        let h = self.classes[class].free.pop()?;
+        self.pages[(h >> CHUNK_BITS) as usize].used += 1;
+        Some(h)
+    }
+
+    /// Add a page of `page_size` bytes to a small class and put its chunks
+    /// on the free list. False if the shard has no page number left.
+    pub fn add_page(&mut self, class: usize, page_size: usize, chunk: usize) -> bool {
+        if self.pages.vacant_key() >= MAX_PAGES {
+            return false;
+        }
+        let per_page = page_size / chunk;
+        let idx = self.pages.insert(Page {
+            mem: vec![0; per_page * chunk].into_boxed_slice(),
+            class: class as u8,
+            chunk: chunk as u32,
+            used: 0,
+        }) as u32;
+        let lru = &mut self.classes[class];
+        lru.free
+            .extend((0..per_page as u32).rev().map(|c| idx << CHUNK_BITS | c));
+        lru.stats.pages += 1;
+        lru.stats.chunks += per_page as u64;
+        true
+    }
+
+    /// Bytes a page of this class really takes (whole chunks only).
+    pub fn page_bytes(classes: &Classes, class: usize) -> usize {
+        classes.per_page(class) * classes.size(class)
+    }
+
+    /// A new allocation of `size` bytes for an item of a large class.
+    pub fn alloc_large(&mut self, class: usize, size: usize) -> Option<Handle> {
+        if self.large.vacant_key() >= LARGE as usize {
+            return None;
+        }
+        let idx = self.large.insert(vec![0; size].into_boxed_slice()) as u32;
+        let s = &mut self.classes[class].stats;
+        s.pages += 1;
+        s.chunks += 1;
+        Some(LARGE | idx)
+    }
+
+    /// Write `item` into the allocated `h` and link it: into the table and
+    /// at the head of its class's LRU.
+    pub fn link(&mut self, h: Handle, hash: u64, class: usize, item: &NewItem<'_>, now: u32) {
+        let mem = self.mem_mut(h);
+        item.write(mem, class, now);
+        items::set_linked(mem, true);
+        let size = item.size() as u64;
+        let (table, pages, large, hasher) =
+            (&mut self.table, &self.pages, &self.large, &self.hasher);
+        table.insert_unique(hash, h, |&o| {
+            hasher.hash_one(ItemView::new(mem_of(pages, large, o)).key())
+        });
+        self.push_head(class, h);
+        let s = &mut self.classes[class].stats;
+        s.number += 1;
+        s.requested += size;
+    }
+
+    /// Take the item at `h` out of the table and its LRU. Its memory stays
+    /// allocated; [`Shard::free`] gives it back.
+    pub fn unlink(&mut self, h: Handle) {
+        let v = self.view(h);
+        let (class, size) = (v.class(), v.size() as u64);
+        let hash = self.hasher.hash_one(v.key());
+        if let Ok(slot) = self.table.find_entry(hash, |&o| o == h) {
+            slot.remove();
+        }
+        self.lru_remove(class, h);
+        items::set_linked(self.mem_mut(h), false);
+        let s = &mut self.classes[class].stats;
+        s.number -= 1;
+        s.requested -= size;
+    }
+
+    /// Give back the memory of an unlinked item. Returns the bytes handed
+    /// back to the budget (a large item's allocation; a chunk goes to its
+    /// class's free list instead) and, for a chunk, its page if that page
+    /// is now empty.
+    pub fn free(&mut self, h: Handle, class: usize) -> (usize, Option<usize>) {
+        if h & LARGE != 0 {
+            let mem = self.large.remove((h & !LARGE) as usize);
+            let s = &mut self.classes[class].stats;
+            s.pages -= 1;
+            s.chunks -= 1;
+            return (mem.len(), None);
+        }
+        let pidx = (h >> CHUNK_BITS) as usize;
+        let p = &mut self.pages[pidx];
+        p.used -= 1;
+        let empty = p.used == 0;
+        self.classes[class].free.push(h);
+        (0, empty.then_some(pidx))
+    }
+
+    /// Release an empty page. Returns its bytes.
+    pub fn release_page(&mut self, pidx: usize) -> usize {
+        debug_assert_eq!(self.pages[pidx].used, 0);
+        let p = self.pages.remove(pidx);
+        let class = p.class as usize;
+        let lru = &mut self.classes[class];
+        lru.free.retain(|&h| (h >> CHUNK_BITS) as usize != pidx);
+        lru.stats.pages -= 1;
+        lru.stats.chunks -= (p.mem.len() / p.chunk as usize) as u64;
+        p.mem.len()
+    }
+
+    /// An empty page of any class, if there is one.
+    pub fn empty_page(&self) -> Option<usize> {
+        self.pages.iter().find(|(_, p)| p.used == 0).map(|(i, _)| i)
+    }
+
+    /// The page of a chunk handle (None for a large item).
+    pub fn page_of(h: Handle) -> Option<usize> {
+        (h & LARGE == 0).then_some((h >> CHUNK_BITS) as usize)
+    }
+
+    /// The linked items of a page.
+    pub fn page_items(&self, pidx: usize) -> Vec<Handle> {
+        let p = &self.pages[pidx];
+        let n = p.mem.len() / p.chunk as usize;
+        (0..n as u32)
+            .map(|c| (pidx as u32) << CHUNK_BITS | c)
+            .filter(|&h| self.view(h).linked())
+            .collect()
+    }
+
+    /// Charge or refund the change in the table's allocation since the last
+    /// call: returns (grown, shrunk) bytes.
+    pub fn table_delta(&mut self) -> (usize, usize) {
+        let now = self.table.allocation_size();
+        let old = std::mem::replace(&mut self.table_bytes, now);
+        (now.saturating_sub(old), old.saturating_sub(now))
+    }
+
+    /// Move an item to the head of its LRU and record the access time.
+    pub fn bump(&mut self, h: Handle, now: u32) {
+        let class = self.view(h).class();
+        items::set_u32(self.mem_mut(h), TIME, now);
+        if self.classes[class].head != h {
+            self.lru_remove(class, h);
+            self.push_head(class, h);
+        }
+    }
+
+    /// The least recently used item of a class.
+    pub fn tail(&self, class: usize) -> Option<Handle> {
+        let t = self.classes[class].tail;
+        (t != NIL).then_some(t)
+    }
+
+    /// The neighbour of `h` towards the head.
+    pub fn prev(&self, h: Handle) -> Option<Handle> {
+        let p = items::get_u32(self.mem(h), PREV);
+        (p != NIL).then_some(p)
+    }
+
+    /// The neighbour of `h` towards the tail.
+    pub fn next(&self, h: Handle) -> Option<Handle> {
+        let n = items::get_u32(self.mem(h), NEXT);
+        (n != NIL).then_some(n)
+    }
+
+    /// The most recently used item of a class.
+    pub fn head(&self, class: usize) -> Option<Handle> {
+        let h = self.classes[class].head;
+        (h != NIL).then_some(h)
+    }
+
+    /// Number of linked items.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no item is linked.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Every linked item (for the background pass).
+    pub fn handles(&self) -> Vec<Handle> {
+        self.table.iter().copied().collect()
+    }
+
+    fn push_head(&mut self, class: usize, h: Handle) {
+        let old = self.classes[class].head;
+        let mem = self.mem_mut(h);
+        items::set_u32(mem, PREV, NIL);
+        items::set_u32(mem, NEXT, old);
+        if old != NIL {
+            items::set_u32(self.mem_mut(old), PREV, h);
+        } else {
+            self.classes[class].tail = h;
+        }
+        self.classes[class].head = h;
+    }
+
+    fn lru_remove(&mut self, class: usize, h: Handle) {
+        let mem = self.mem(h);
+        let (prev, next) = (items::get_u32(mem, PREV), items::get_u32(mem, NEXT));
+        if prev != NIL {
+            items::set_u32(self.mem_mut(prev), NEXT, next);
+        } else {
+            self.classes[class].head = next;
+        }
+        if next != NIL {
+            items::set_u32(self.mem_mut(next), PREV, prev);
+        } else {
+            self.classes[class].tail = prev;
+        }
+        let mem = self.mem_mut(h);
+        items::set_u32(mem, PREV, NIL);
+        items::set_u32(mem, NEXT, NIL);
+    }
+}
+
+fn mem_of<'a>(pages: &'a Slab<Page>, large: &'a Slab<Box<[u8]>>, h: Handle) -> &'a [u8] {
+    if h & LARGE != 0 {
+        return &large[(h & !LARGE) as usize];
+    }
+    let p = &pages[(h >> CHUNK_BITS) as usize];
+    let off = (h & ((1 << CHUNK_BITS) - 1)) as usize * p.chunk as usize;
+    &p.mem[off..off + p.chunk as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_item(key: &[u8]) -> NewItem<'_> {
+        NewItem {
+            key,
+            data: [b"v", b""],
+            flags: 0,
+            exptime: 0,
+            cas: Some(1),
+        }
+    }
+
+    #[test]
+    fn lru_order_table_and_free_chunks() {
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut s = Shard::new(hasher, 3);
+        assert!(s.add_page(1, 1024, 64));
+        let mut hs = vec![];
+        for k in [&b"a"[..], b"b", b"c"] {
+            let h = s.pop_free(1).unwrap();
+            s.link(h, hasher.hash_one(k), 1, &new_item(k), 0);
+            hs.push(h);
+        }
+        assert_eq!(s.find(hasher.hash_one(b"b"), b"b"), Some(hs[1]));
+        assert_eq!(s.tail(1), Some(hs[0]));
+        s.bump(hs[0], 5);
+        assert_eq!(s.tail(1), Some(hs[1]));
+        assert_eq!(s.head(1), Some(hs[0]));
+        s.unlink(hs[1]);
+        assert_eq!(s.free(hs[1], 1), (0, None));
+        assert!(s.find(hasher.hash_one(b"b"), b"b").is_none());
+        assert_eq!(s.tail(1), Some(hs[2]));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.classes[1].stats.number, 2);
+        for h in [hs[0], hs[2]] {
+            s.unlink(h);
+            let (_, empty) = s.free(h, 1);
+            if h == hs[2] {
+                assert_eq!(empty, Some(0));
+            }
+        }
+        assert_eq!(s.release_page(0), 1024);
+        assert!(s.classes[1].free.is_empty());
+        assert_eq!(s.classes[1].stats.pages, 0);
+    }
+
+    #[test]
+    fn large_items_are_single_allocations() {
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut s = Shard::new(hasher, 3);
+        let h = s.alloc_large(2, 5000).unwrap();
+        s.link(h, hasher.hash_one(b"k"), 2, &new_item(b"k"), 0);
+        assert_eq!(s.mem(h).len(), 5000);
+        assert_eq!(s.view(h).key(), b"k");
+        s.unlink(h);
+        assert_eq!(s.free(h, 2), (5000, None));
+    }
+}

@@ -9,7 +9,8 @@
 //!    the budget;
 //! 3. an empty page of another class in `S`, given back to the budget;
 //! 4. with `-M`: dead items anywhere, else out of memory;
-//! 5. the LRU tail of `c`: in `S` for a small class, the oldest over all
+//! 5. the LRU tail of `c`: in `S` for a small class (the item nearest the
+//!    tail whose chunk has the new item's size), the oldest over all
 //!    shards for a large one (so that large items leave in LRU order);
 //! 6. a page of `S` (or a large item of `S`) whose class has the oldest
 //!    tail: every item on it is evicted and the page given back, which is
@@ -26,6 +27,10 @@ use super::{lock, Cache, SHARDS};
 /// allocation (memcached's `lru_pull_tail` search depth).
 const TAIL_SEARCH: usize = 5;
 
+/// How many items from a class's tail are searched for one of the chunk
+/// size wanted before a whole page is freed instead.
+const CHUNK_SEARCH: usize = 50;
+
 /// Upper bound on the steps of one allocation.
 const MAX_STEPS: usize = 64;
 
@@ -41,6 +46,7 @@ impl Cache {
         now: u32,
     ) -> Option<Handle> {
         let large = self.classes.is_large(class);
+        let chunk = self.classes.chunk_for(class, size);
         if large {
             self.reclaim_large_elsewhere(class, now);
         }
@@ -54,12 +60,12 @@ impl Cache {
                     return h;
                 }
             } else {
-                if let Some(h) = sh.pop_free(class) {
+                if let Some(h) = sh.pop_free(class, chunk) {
                     return Some(h);
                 }
-                let bytes = Shard::page_bytes(&self.classes, class);
+                let bytes = Shard::page_bytes(self.classes.page_size(), chunk);
                 if self.take(bytes) {
-                    if !sh.add_page(class, self.classes.page_size(), self.classes.size(class)) {
+                    if !sh.add_page(class, self.classes.page_size(), chunk) {
                         self.give(bytes);
                         break;
                     }
@@ -80,7 +86,7 @@ impl Cache {
                 if self.evict_oldest_large(sh, class, keep, now) {
                     continue;
                 }
-            } else if let Some(t) = self.tail_except(sh, class, keep) {
+            } else if let Some(t) = self.tail_of_chunk(sh, class, chunk, keep) {
                 self.evict(sh, t, now);
                 continue;
             }
@@ -90,6 +96,28 @@ impl Cache {
             break;
         }
         sh.classes[class].stats.outofmemory += 1;
+        None
+    }
+
+    /// The item nearest the tail of a class's LRU whose chunk has this
+    /// size, among the last few: evicting it frees a chunk the new item
+    /// fits. In a class whose items are all of one chunk size (the common
+    /// case) that is the tail itself.
+    fn tail_of_chunk(
+        &self,
+        sh: &Shard,
+        class: usize,
+        chunk: usize,
+        keep: Option<Handle>,
+    ) -> Option<Handle> {
+        let mut cur = sh.tail(class);
+        for _ in 0..CHUNK_SEARCH {
+            let h = cur?;
+            if Some(h) != keep && sh.chunk_of(h) == chunk {
+                return Some(h);
+            }
+            cur = sh.prev(h);
+        }
         None
     }
 
@@ -163,8 +191,7 @@ impl Cache {
 
     /// Unlink a dead item, counting it as memcached counts a reclaim.
     pub(super) fn reclaim(&self, sh: &mut Shard, h: Handle, by_crawler: bool) {
-        let v = sh.view(h);
-        let (class, fetched) = (v.class(), v.fetched());
+        let (class, fetched) = (sh.class_of(h), sh.view(h).fetched());
         let s = &mut sh.classes[class].stats;
         s.reclaimed += 1;
         if by_crawler {
@@ -180,8 +207,9 @@ impl Cache {
 
     /// Evict a live item, counting it.
     fn evict(&self, sh: &mut Shard, h: Handle, now: u32) {
+        let class = sh.class_of(h);
         let v: ItemView<'_> = sh.view(h);
-        let (class, fetched, exptime, time) = (v.class(), v.fetched(), v.exptime(), v.time());
+        let (fetched, exptime, time) = (v.fetched(), v.exptime(), v.time());
         if self.is_dead(v, now).is_some() {
             return self.reclaim(sh, h, false);
         }
@@ -315,7 +343,7 @@ impl Cache {
         let i = self.crawl_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
         let mut sh = lock(&self.shards[i]);
         for h in sh.handles() {
-            let class = sh.view(h).class();
+            let class = sh.class_of(h);
             sh.classes[class].stats.crawler_items_checked += 1;
             if self.is_dead(sh.view(h), now).is_some() {
                 self.reclaim(&mut sh, h, true);

@@ -14,17 +14,19 @@
 //! | 16 | 4 | `nbytes`: value length |
 //! | 20 | 1 | `nkey`: key length |
 //! | 21 | 1 | `iflags`: [`FETCHED`], [`HAS_FLAGS`], [`HAS_CAS`], [`LINKED`] |
-//! | 22 | 1 | slab class |
-//! | 23 | 1 | unused |
-//! | 24 | 8 | CAS unique, only with CAS on (not with `-C`) |
+//! | 22 | 6 | CAS unique (48 bits), only with CAS on (not with `-C`) |
 //! | … | 4 | client flags, only when not 0 |
 //! | … | `nkey` | key |
 //! | … | `nbytes` | value, without the protocol's `\r\n` |
 //!
-//! So an item with CAS and flags 0 costs 32 bytes plus key plus value;
+//! So an item with CAS and flags 0 costs 28 bytes plus key plus value;
 //! memcached's costs 56 plus key plus value plus 3 (the key's NUL and the
 //! value's `\r\n`). Handles are `u32`s, which is what keeps the LRU links
-//! and the hash table small.
+//! and the hash table small. The slab class is not stored: it is the
+//! page's (or, for a large item, kept beside its allocation).
+//!
+//! CAS uniques are 48 bits wide here ([`CAS_MASK`]): at a million stores a
+//! second they wrap after 8 years, where memcached's 64 bits never do.
 
 /// Bytes of the header memcached charges (`sizeof(item)` on a 64-bit
 /// build). The "object too large" limit is computed with it, so that the
@@ -32,11 +34,20 @@
 pub const MC_HEADER_SIZE: usize = 48;
 
 /// Bytes of the fixed part of the header here.
-pub const HEADER_FIXED: usize = 24;
+pub const HEADER_FIXED: usize = 22;
 
-/// The header size the class table starts from (fixed part plus CAS), in
-/// place of memcached's `sizeof(item)`.
-pub const HEADER_FOR_CLASSES: usize = HEADER_FIXED + 8;
+/// Bytes of a stored CAS unique.
+const CAS_SIZE: usize = 6;
+
+/// The largest CAS unique; the counter wraps to 1 after it.
+pub const CAS_MASK: u64 = (1 << (8 * CAS_SIZE)) - 1;
+
+/// The header size the class table starts from, in place of memcached's
+/// `sizeof(item)`. It is larger than the header (28 with CAS) so that the
+/// class table, and which class an item of a given size lands in, stays
+/// memcached's from class 2 up; items are then stored in chunks finer than
+/// their class (see `slabs::Classes::chunk_for`).
+pub const HEADER_FOR_CLASSES: usize = 32;
 
 /// Longest key accepted (memcached's `KEY_MAX_LENGTH`).
 pub const KEY_MAX_LENGTH: usize = 250;
@@ -45,7 +56,7 @@ pub const KEY_MAX_LENGTH: usize = 250;
 pub const FETCHED: u8 = 1;
 /// `iflags`: 4 bytes of client flags follow the CAS.
 pub const HAS_FLAGS: u8 = 2;
-/// `iflags`: 8 bytes of CAS follow the fixed header.
+/// `iflags`: 6 bytes of CAS follow the fixed header.
 pub const HAS_CAS: u8 = 4;
 /// `iflags`: the item is in the hash table and an LRU (memcached's
 /// `ITEM_LINKED`); a chunk without it is free.
@@ -58,8 +69,7 @@ pub(crate) const EXPTIME: usize = 12;
 const NBYTES: usize = 16;
 const NKEY: usize = 20;
 const IFLAGS: usize = 21;
-const CLASS: usize = 22;
-const CAS: usize = 24;
+const CAS: usize = 22;
 
 /// Bytes memcached would charge for this item (`ITEM_ntotal`): header,
 /// key plus NUL, 4 bytes of flags when not 0, value plus `\r\n`, 8 bytes
@@ -77,7 +87,18 @@ pub fn item_size(nkey: usize, flags: u32, nbytes: usize, use_cas: bool) -> usize
 }
 
 fn key_offset(has_flags: bool, has_cas: bool) -> usize {
-    HEADER_FIXED + if has_cas { 8 } else { 0 } + if has_flags { 4 } else { 0 }
+    HEADER_FIXED + if has_cas { CAS_SIZE } else { 0 } + if has_flags { 4 } else { 0 }
+}
+
+fn read_cas(mem: &[u8]) -> u64 {
+    let mut b = [0; 8];
+    b[..CAS_SIZE].copy_from_slice(&mem[CAS..CAS + CAS_SIZE]);
+    u64::from_le_bytes(b)
+}
+
+fn write_cas(mem: &mut [u8], cas: u64) {
+    debug_assert!(cas <= CAS_MASK);
+    mem[CAS..CAS + CAS_SIZE].copy_from_slice(&cas.to_le_bytes()[..CAS_SIZE]);
 }
 
 pub(crate) fn get_u32(mem: &[u8], off: usize) -> u32 {
@@ -127,7 +148,12 @@ impl<'a> ItemView<'a> {
         if self.iflags() & HAS_FLAGS == 0 {
             return 0;
         }
-        let off = HEADER_FIXED + if self.iflags() & HAS_CAS != 0 { 8 } else { 0 };
+        let off = HEADER_FIXED
+            + if self.iflags() & HAS_CAS != 0 {
+                CAS_SIZE
+            } else {
+                0
+            };
         get_u32(self.mem, off)
     }
 
@@ -136,7 +162,7 @@ impl<'a> ItemView<'a> {
         if self.iflags() & HAS_CAS == 0 {
             return 0;
         }
-        u64::from_le_bytes(self.mem[CAS..CAS + 8].try_into().expect("8 bytes"))
+        read_cas(self.mem)
     }
 
     /// Relative expiry time, 0 = never.
@@ -157,11 +183,6 @@ impl<'a> ItemView<'a> {
     /// Whether the item is linked (a chunk without it is free).
     pub fn linked(&self) -> bool {
         self.iflags() & LINKED != 0
-    }
-
-    /// The slab class.
-    pub fn class(&self) -> usize {
-        self.mem[CLASS] as usize
     }
 
     /// Bytes the item takes.
@@ -227,8 +248,8 @@ impl NewItem<'_> {
     }
 
     /// Write the item at the start of `mem` (at least `size()` bytes), with
-    /// LRU links unset and the given class and time.
-    pub fn write(&self, mem: &mut [u8], class: usize, now: u32) {
+    /// LRU links unset and the given time.
+    pub fn write(&self, mem: &mut [u8], now: u32) {
         let has_flags = self.flags != 0;
         let mut iflags = 0;
         if has_flags {
@@ -244,12 +265,10 @@ impl NewItem<'_> {
         set_u32(mem, NBYTES, self.nbytes() as u32);
         mem[NKEY] = self.key.len() as u8;
         mem[IFLAGS] = iflags;
-        mem[CLASS] = class as u8;
-        mem[23] = 0;
         let mut off = HEADER_FIXED;
         if let Some(cas) = self.cas {
-            mem[off..off + 8].copy_from_slice(&cas.to_le_bytes());
-            off += 8;
+            write_cas(mem, cas);
+            off += CAS_SIZE;
         }
         if has_flags {
             set_u32(mem, off, self.flags);
@@ -288,7 +307,7 @@ pub(crate) fn rewrite_value(mem: &mut [u8], value: &[u8], cas: u64) {
     let off = view.key_off() + mem[NKEY] as usize;
     debug_assert_eq!(value.len(), get_u32(mem, NBYTES) as usize);
     if mem[IFLAGS] & HAS_CAS != 0 {
-        mem[CAS..CAS + 8].copy_from_slice(&cas.to_le_bytes());
+        write_cas(mem, cas);
     }
     mem[off..off + value.len()].copy_from_slice(value);
 }
@@ -306,7 +325,12 @@ mod tests {
 
     #[test]
     fn write_and_read_back() {
-        for (flags, cas) in [(0, None), (7, None), (0, Some(99)), (0xdead_beef, Some(1))] {
+        for (flags, cas) in [
+            (0, None),
+            (7, None),
+            (0, Some(99)),
+            (0xdead_beef, Some(CAS_MASK)),
+        ] {
             let n = NewItem {
                 key: b"key",
                 data: [b"val", b"ue"],
@@ -315,19 +339,19 @@ mod tests {
                 cas,
             };
             let mut mem = vec![0xaa; n.size() + 10];
-            n.write(&mut mem, 5, 1000);
+            n.write(&mut mem, 1000);
             let v = ItemView::new(&mem);
             assert_eq!(v.key(), b"key");
             assert_eq!(v.data(), b"value");
             assert_eq!(v.flags(), flags);
             assert_eq!(v.cas(), cas.unwrap_or(0));
-            assert_eq!((v.exptime(), v.time(), v.class()), (42, 1000, 5));
+            assert_eq!((v.exptime(), v.time()), (42, 1000));
             assert_eq!(v.size(), n.size());
             assert!(!v.fetched());
             set_fetched(&mut mem);
             assert!(ItemView::new(&mem).fetched());
         }
-        assert_eq!(item_size(12, 0, 32, true), 76);
+        assert_eq!(item_size(12, 0, 32, true), 72);
     }
 
     #[test]
@@ -340,7 +364,7 @@ mod tests {
             cas: Some(1),
         };
         let mut mem = vec![0; n.size()];
-        n.write(&mut mem, 1, 0);
+        n.write(&mut mem, 0);
         rewrite_value(&mut mem, b"9 ", 2);
         let v = ItemView::new(&mem);
         assert_eq!((v.data(), v.cas()), (&b"9 "[..], 2));

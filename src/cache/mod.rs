@@ -299,20 +299,20 @@ impl Cache {
             return true;
         }
         let class = self.classes.class_for(size);
+        let chunk = self.classes.chunk_for(class, size);
         let need = self.alloc_bytes(class, size);
         if self.fits(need) {
             return true;
         }
+        let large = self.classes.is_large(class);
         let now = self.clock.now();
         for m in self.shards.iter() {
             let mut sh = lock(m);
-            if !self.classes.is_large(class) && !sh.classes[class].free_is_empty() {
+            if !large && !sh.classes[class].free_is_empty(chunk) {
                 return true;
             }
             self.reclaim_all(&mut sh, now, false);
-            if self.fits(need)
-                || (!self.classes.is_large(class) && !sh.classes[class].free_is_empty())
-            {
+            if self.fits(need) || (!large && !sh.classes[class].free_is_empty(chunk)) {
                 return true;
             }
         }
@@ -343,16 +343,24 @@ impl Cache {
         if self.classes.is_large(class) {
             size
         } else {
-            Shard::page_bytes(&self.classes, class)
+            Shard::page_bytes(
+                self.classes.page_size(),
+                self.classes.chunk_for(class, size),
+            )
         }
     }
 
+    /// The next CAS unique: 1, 2, ... up to `CAS_MASK`, then 1 again.
     fn next_cas(&self) -> u64 {
-        if self.use_cas {
-            self.cas_id.fetch_add(1, Ordering::Relaxed) + 1
-        } else {
-            0
+        if !self.use_cas {
+            return 0;
         }
+        let next = |c: u64| if c >= items::CAS_MASK { 1 } else { c + 1 };
+        let prev = self
+            .cas_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(next(c)))
+            .unwrap_or_else(|c| c);
+        next(prev)
     }
 
     fn shard_of(&self, hash: u64) -> usize {
@@ -383,12 +391,11 @@ impl Cache {
 
     /// Unlink an item and give back its memory, keeping the gauges right.
     fn remove(&self, sh: &mut Shard, h: Handle) {
-        let v = sh.view(h);
-        let (class, size) = (v.class(), v.size());
+        let size = sh.view(h).size();
         sh.unlink(h);
         self.stats.bytes.fetch_sub(size, Ordering::Relaxed);
         self.stats.curr_items.fetch_sub(1, Ordering::Relaxed);
-        let (bytes, empty) = sh.free(h, class);
+        let (bytes, empty) = sh.free(h);
         self.give(bytes);
         if let Some(page) = empty {
             // An emptied page stays with its class unless the cache is over
@@ -455,8 +462,7 @@ impl Cache {
         if let Some(exptime) = touch {
             items::set_exptime(mem, exptime);
         }
-        let v = sh.view(h);
-        let (class, time) = (v.class(), v.time());
+        let (class, time) = (sh.class_of(h), sh.view(h).time());
         let s = &mut sh.classes[class].stats;
         if touch.is_some() {
             s.touch_hits += 1;
@@ -485,7 +491,7 @@ impl Cache {
         let (hash, mut sh) = self.locate(key);
         match self.find_live(&mut sh, hash, key, now) {
             Some(h) => {
-                let class = sh.view(h).class();
+                let class = sh.class_of(h);
                 sh.classes[class].stats.delete_hits += 1;
                 self.remove(&mut sh, h);
                 true
@@ -529,7 +535,7 @@ impl Cache {
                 return (StoreResult::NotStored, 0)
             }
             (StoreMode::Cas, Some(h)) => {
-                let class = sh.view(h).class();
+                let class = sh.class_of(h);
                 if req_cas == 0 || sh.view(h).cas() != req_cas {
                     sh.classes[class].stats.cas_badval += 1;
                     return (StoreResult::Exists, 0);
@@ -621,7 +627,7 @@ impl Cache {
         } else {
             value.saturating_sub(delta)
         };
-        let class = v.class();
+        let class = sh.class_of(h);
         let s = &mut sh.classes[class].stats;
         if incr {
             s.incr_hits += 1;

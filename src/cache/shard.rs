@@ -17,7 +17,6 @@ use hashbrown::HashTable;
 use slab::Slab;
 
 use super::items::{self, ItemView, NewItem, NEXT, PREV, TIME};
-use super::slabs::Classes;
 
 /// An item's address in its shard.
 pub type Handle = u32;
@@ -129,15 +128,29 @@ impl ClassStats {
 pub struct ClassLru {
     head: Handle,
     tail: Handle,
-    free: Vec<Handle>,
+    /// Free chunks, by chunk size.
+    free: Vec<(u32, Vec<Handle>)>,
     /// Counters.
     pub stats: ClassStats,
 }
 
 impl ClassLru {
-    /// Whether the class has no free chunk in this shard.
-    pub fn free_is_empty(&self) -> bool {
-        self.free.is_empty()
+    /// Whether the class has no free chunk of this size in this shard.
+    pub fn free_is_empty(&self, chunk: usize) -> bool {
+        self.free
+            .iter()
+            .all(|(c, f)| *c as usize != chunk || f.is_empty())
+    }
+
+    fn free_list(&mut self, chunk: u32) -> &mut Vec<Handle> {
+        let i = match self.free.iter().position(|(c, _)| *c == chunk) {
+            Some(i) => i,
+            None => {
+                self.free.push((chunk, Vec::new()));
+                self.free.len() - 1
+            }
+        };
+        &mut self.free[i].1
     }
 }
 
@@ -158,7 +171,8 @@ pub struct Shard {
     hasher: hashbrown::DefaultHashBuilder,
     table: HashTable<Handle>,
     pages: Slab<Page>,
-    large: Slab<Box<[u8]>>,
+    /// Large items: their allocation and class.
+    large: Slab<(Box<[u8]>, u8)>,
     /// Per class, indexed by class id.
     pub classes: Vec<ClassLru>,
     /// Bytes of the table's allocation already charged to the budget.
@@ -186,7 +200,7 @@ impl Shard {
     /// The bytes at `h`, mutably.
     pub fn mem_mut(&mut self, h: Handle) -> &mut [u8] {
         if h & LARGE != 0 {
-            return &mut self.large[(h & !LARGE) as usize];
+            return &mut self.large[(h & !LARGE) as usize].0;
         }
         let p = &mut self.pages[(h >> CHUNK_BITS) as usize];
         let off = (h & ((1 << CHUNK_BITS) - 1)) as usize * p.chunk as usize;
@@ -205,15 +219,35 @@ impl Shard {
             .copied()
     }
 
-    /// A free chunk of a small class, if the shard has one.
-    pub fn pop_free(&mut self, class: usize) -> Option<Handle> {
-        let h = self.classes[class].free.pop()?;
+    /// The slab class of the item at `h`.
+    pub fn class_of(&self, h: Handle) -> usize {
+        if h & LARGE != 0 {
+            self.large[(h & !LARGE) as usize].1 as usize
+        } else {
+            self.pages[(h >> CHUNK_BITS) as usize].class as usize
+        }
+    }
+
+    /// The chunk size of the item at `h` (its allocation for a large one).
+    pub fn chunk_of(&self, h: Handle) -> usize {
+        self.mem(h).len()
+    }
+
+    /// A free chunk of this size in a small class, if the shard has one.
+    pub fn pop_free(&mut self, class: usize, chunk: usize) -> Option<Handle> {
+        let h = self.classes[class].free_list(chunk as u32).pop()?;
         self.pages[(h >> CHUNK_BITS) as usize].used += 1;
         Some(h)
     }
 
-    /// Add a page of `page_size` bytes to a small class and put its chunks
-    /// on the free list. False if the shard has no page number left.
+    /// Bytes a page of chunks of this size really takes (whole chunks).
+    pub fn page_bytes(page_size: usize, chunk: usize) -> usize {
+        page_size / chunk * chunk
+    }
+
+    /// Add a page of `page_size` bytes carved into chunks of `chunk` bytes
+    /// to a small class and put its chunks on the free list. False if the
+    /// shard has no page number left.
     pub fn add_page(&mut self, class: usize, page_size: usize, chunk: usize) -> bool {
         if self.pages.vacant_key() >= MAX_PAGES {
             return false;
@@ -226,16 +260,11 @@ impl Shard {
             used: 0,
         }) as u32;
         let lru = &mut self.classes[class];
-        lru.free
+        lru.free_list(chunk as u32)
             .extend((0..per_page as u32).rev().map(|c| idx << CHUNK_BITS | c));
         lru.stats.pages += 1;
         lru.stats.chunks += per_page as u64;
         true
-    }
-
-    /// Bytes a page of this class really takes (whole chunks only).
-    pub fn page_bytes(classes: &Classes, class: usize) -> usize {
-        classes.per_page(class) * classes.size(class)
     }
 
     /// A new allocation of `size` bytes for an item of a large class.
@@ -243,7 +272,9 @@ impl Shard {
         if self.large.vacant_key() >= LARGE as usize {
             return None;
         }
-        let idx = self.large.insert(vec![0; size].into_boxed_slice()) as u32;
+        let idx = self
+            .large
+            .insert((vec![0; size].into_boxed_slice(), class as u8)) as u32;
         let s = &mut self.classes[class].stats;
         s.pages += 1;
         s.chunks += 1;
@@ -254,7 +285,7 @@ impl Shard {
     /// at the head of its class's LRU.
     pub fn link(&mut self, h: Handle, hash: u64, class: usize, item: &NewItem<'_>, now: u32) {
         let mem = self.mem_mut(h);
-        item.write(mem, class, now);
+        item.write(mem, now);
         items::set_linked(mem, true);
         let size = item.size() as u64;
         let (table, pages, large, hasher) =
@@ -271,8 +302,9 @@ impl Shard {
     /// Take the item at `h` out of the table and its LRU. Its memory stays
     /// allocated; [`Shard::free`] gives it back.
     pub fn unlink(&mut self, h: Handle) {
+        let class = self.class_of(h);
         let v = self.view(h);
-        let (class, size) = (v.class(), v.size() as u64);
+        let size = v.size() as u64;
         let hash = self.hasher.hash_one(v.key());
         if let Ok(slot) = self.table.find_entry(hash, |&o| o == h) {
             slot.remove();
@@ -288,9 +320,10 @@ impl Shard {
     /// back to the budget (a large item's allocation; a chunk goes to its
     /// class's free list instead) and, for a chunk, its page if that page
     /// is now empty.
-    pub fn free(&mut self, h: Handle, class: usize) -> (usize, Option<usize>) {
+    pub fn free(&mut self, h: Handle) -> (usize, Option<usize>) {
+        let class = self.class_of(h);
         if h & LARGE != 0 {
-            let mem = self.large.remove((h & !LARGE) as usize);
+            let (mem, _) = self.large.remove((h & !LARGE) as usize);
             let s = &mut self.classes[class].stats;
             s.pages -= 1;
             s.chunks -= 1;
@@ -300,7 +333,8 @@ impl Shard {
         let p = &mut self.pages[pidx];
         p.used -= 1;
         let empty = p.used == 0;
-        self.classes[class].free.push(h);
+        let chunk = p.chunk;
+        self.classes[class].free_list(chunk).push(h);
         (0, empty.then_some(pidx))
     }
 
@@ -310,7 +344,8 @@ impl Shard {
         let p = self.pages.remove(pidx);
         let class = p.class as usize;
         let lru = &mut self.classes[class];
-        lru.free.retain(|&h| (h >> CHUNK_BITS) as usize != pidx);
+        lru.free_list(p.chunk)
+            .retain(|&h| (h >> CHUNK_BITS) as usize != pidx);
         lru.stats.pages -= 1;
         lru.stats.chunks -= (p.mem.len() / p.chunk as usize) as u64;
         p.mem.len()
@@ -346,7 +381,7 @@ impl Shard {
 
     /// Move an item to the head of its LRU and record the access time.
     pub fn bump(&mut self, h: Handle, now: u32) {
-        let class = self.view(h).class();
+        let class = self.class_of(h);
         items::set_u32(self.mem_mut(h), TIME, now);
         if self.classes[class].head != h {
             self.lru_remove(class, h);
@@ -425,9 +460,9 @@ impl Shard {
     }
 }
 
-fn mem_of<'a>(pages: &'a Slab<Page>, large: &'a Slab<Box<[u8]>>, h: Handle) -> &'a [u8] {
+fn mem_of<'a>(pages: &'a Slab<Page>, large: &'a Slab<(Box<[u8]>, u8)>, h: Handle) -> &'a [u8] {
     if h & LARGE != 0 {
-        return &large[(h & !LARGE) as usize];
+        return &large[(h & !LARGE) as usize].0;
     }
     let p = &pages[(h >> CHUNK_BITS) as usize];
     let off = (h & ((1 << CHUNK_BITS) - 1)) as usize * p.chunk as usize;
@@ -455,7 +490,7 @@ mod tests {
         assert!(s.add_page(1, 1024, 64));
         let mut hs = vec![];
         for k in [&b"a"[..], b"b", b"c"] {
-            let h = s.pop_free(1).unwrap();
+            let h = s.pop_free(1, 64).unwrap();
             s.link(h, hasher.hash_one(k), 1, &new_item(k), 0);
             hs.push(h);
         }
@@ -465,20 +500,20 @@ mod tests {
         assert_eq!(s.tail(1), Some(hs[1]));
         assert_eq!(s.head(1), Some(hs[0]));
         s.unlink(hs[1]);
-        assert_eq!(s.free(hs[1], 1), (0, None));
+        assert_eq!(s.free(hs[1]), (0, None));
         assert!(s.find(hasher.hash_one(b"b"), b"b").is_none());
         assert_eq!(s.tail(1), Some(hs[2]));
         assert_eq!(s.len(), 2);
         assert_eq!(s.classes[1].stats.number, 2);
         for h in [hs[0], hs[2]] {
             s.unlink(h);
-            let (_, empty) = s.free(h, 1);
+            let (_, empty) = s.free(h);
             if h == hs[2] {
                 assert_eq!(empty, Some(0));
             }
         }
         assert_eq!(s.release_page(0), 1024);
-        assert!(s.classes[1].free.is_empty());
+        assert!(s.classes[1].free_is_empty(64));
         assert_eq!(s.classes[1].stats.pages, 0);
     }
 
@@ -491,6 +526,7 @@ mod tests {
         assert_eq!(s.mem(h).len(), 5000);
         assert_eq!(s.view(h).key(), b"k");
         s.unlink(h);
-        assert_eq!(s.free(h, 2), (5000, None));
+        assert_eq!(s.class_of(h), 2);
+        assert_eq!(s.free(h), (5000, None));
     }
 }

@@ -108,6 +108,18 @@ impl Classes {
         self.sizes[class] > self.small_max
     }
 
+    /// The chunk an item of `size` bytes in `class` is stored in: its size
+    /// rounded up to a sixteenth of the class's chunk (8 bytes at the
+    /// least), never more than the class's chunk. memcached rounds every
+    /// item up to its class's chunk, which wastes a tenth of the memory on
+    /// average with `-f 1.25`; a class here has a few chunk sizes instead,
+    /// each with its own pages and free chunks, and one LRU for all.
+    pub fn chunk_for(&self, class: usize, size: usize) -> usize {
+        let top = self.sizes[class];
+        let step = (top / 16).div_ceil(CHUNK_ALIGN).max(1) * CHUNK_ALIGN;
+        size.div_ceil(step).saturating_mul(step).min(top)
+    }
+
     /// The class for an item of `size` bytes (memcached's `slabs_clsid`):
     /// the smallest that holds it, or the largest for anything bigger.
     pub fn class_for(&self, size: usize) -> usize {
@@ -161,6 +173,11 @@ mod tests {
         assert_eq!(c.class_for(c.size(1) + 1), 2);
         assert_eq!(c.class_for(10 * 1024 * 1024), c.largest());
         assert!(!c.is_large(1));
+        assert_eq!(c.chunk_for(1, 72), 72);
+        assert_eq!(c.chunk_for(1, 73), 80);
+        let top = c.size(6);
+        assert_eq!(c.chunk_for(6, top - 1), top);
+        assert!(c.chunk_for(6, c.size(5) + 1) < top);
         assert!(c.is_large(c.largest()));
     }
 

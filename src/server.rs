@@ -130,7 +130,9 @@ pub fn run(settings: Settings) -> Result<(), String> {
         let before = clock.now();
         clock.tick();
         if clock.now() != before {
-            server.cache.crawl_step();
+            if server.settings.lru_crawler {
+                server.cache.crawl_step();
+            }
             // An accept that failed (EMFILE, say) left connections in the
             // backlog, and no new edge will report them: retry each second.
             for l in &socks {

@@ -81,6 +81,8 @@ counters! {
     rejected_connections,
     /// Connections ever accepted.
     total_connections,
+    /// Connections closed by `-o idle_timeout`.
+    idle_kicks,
 }
 
 /// Connection gauges: not reset by `stats reset`.
@@ -133,7 +135,9 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "max_connections", server.settings.maxconns);
     stat(out, "curr_connections", get(&g.curr_connections));
     stat(out, "total_connections", get(&s.total_connections));
-    stat(out, "rejected_connections", get(&s.rejected_connections));
+    if server.settings.maxconns_fast {
+        stat(out, "rejected_connections", get(&s.rejected_connections));
+    }
     stat(out, "connection_structures", get(&g.connection_structures));
     for (name, v) in [
         ("cmd_get", &s.cmd_get),
@@ -163,6 +167,9 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     }
     stat(out, "auth_cmds", 0);
     stat(out, "auth_errors", 0);
+    if server.settings.idle_timeout > 0 {
+        stat(out, "idle_kicks", get(&s.idle_kicks));
+    }
     stat(out, "bytes_read", get(&s.bytes_read));
     stat(out, "bytes_written", get(&s.bytes_written));
     stat(out, "limit_maxbytes", server.cache.limit());
@@ -171,9 +178,27 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "time_in_listen_disabled_us", 0);
     stat(out, "threads", server.settings.num_threads);
     stat(out, "conn_yields", get(&s.conn_yields));
+    let (hash_power, hash_bytes) = server.cache.hash_stats();
+    stat(out, "hash_power_level", hash_power);
+    stat(out, "hash_bytes", hash_bytes);
     // memcached machinery that has no counterpart here (hash expansion,
-    // slab page moves, the LRU crawler and maintainer, the logger): the
-    // names are kept so that tools scraping `stats` find them, at 0.
+    // slab page moves, the LRU crawler's and maintainer's own counters,
+    // the logger): the names are kept so that tools scraping `stats` find
+    // them, at 0, under the same settings memcached shows them under.
+    let st = &server.settings;
+    stat(out, "hash_is_expanding", 0);
+    if st.slab_reassign {
+        for name in SLAB_REASSIGN_FIELDS {
+            stat(out, name, 0);
+        }
+    }
+    if st.lru_crawler {
+        stat(out, "lru_crawler_running", 0);
+        stat(out, "lru_crawler_starts", 0);
+    }
+    if st.lru_maintainer_thread {
+        stat(out, "lru_maintainer_juggles", 0);
+    }
     for name in ZERO_FIELDS_MID {
         stat(out, name, 0);
     }
@@ -183,19 +208,25 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "slab_global_page_pool", 0);
     stat(out, "expired_unfetched", get(&c.expired_unfetched));
     stat(out, "evicted_unfetched", get(&c.evicted_unfetched));
-    stat(out, "evicted_active", 0);
+    if st.lru_maintainer_thread {
+        stat(out, "evicted_active", 0);
+    }
     stat(out, "evictions", get(&c.evictions));
     stat(out, "reclaimed", get(&c.reclaimed));
-    for name in ZERO_FIELDS_END {
-        stat(out, name, 0);
+    let (crawler_reclaimed, crawler_checked) = server.cache.crawler_totals();
+    stat(out, "crawler_reclaimed", crawler_reclaimed);
+    stat(out, "crawler_items_checked", crawler_checked);
+    stat(out, "lrutail_reflocked", 0);
+    if st.lru_maintainer_thread {
+        for name in LRU_MAINTAINER_FIELDS {
+            stat(out, name, 0);
+        }
     }
     out.extend_from_slice(b"END\r\n");
 }
 
-/// Fields of memcached's general stats between `conn_yields` and `bytes`
-/// that describe machinery rmemcached does not have.
-const ZERO_FIELDS_MID: &[&str] = &[
-    "hash_is_expanding",
+/// memcached's slab mover counters, shown when `slab_reassign` is on.
+const SLAB_REASSIGN_FIELDS: &[&str] = &[
     "slab_reassign_rescues",
     "slab_reassign_chunk_rescues",
     "slab_reassign_evictions_nomem",
@@ -204,9 +235,11 @@ const ZERO_FIELDS_MID: &[&str] = &[
     "slab_reassign_busy_deletes",
     "slab_reassign_running",
     "slabs_moved",
-    "lru_crawler_running",
-    "lru_crawler_starts",
-    "lru_maintainer_juggles",
+];
+
+/// Fields of memcached's general stats after the LRU ones that describe
+/// machinery rmemcached does not have.
+const ZERO_FIELDS_MID: &[&str] = &[
     "malloc_fails",
     "log_worker_dropped",
     "log_worker_written",
@@ -217,11 +250,8 @@ const ZERO_FIELDS_MID: &[&str] = &[
     "round_robin_fallback",
 ];
 
-/// The same, after `reclaimed`.
-const ZERO_FIELDS_END: &[&str] = &[
-    "crawler_reclaimed",
-    "crawler_items_checked",
-    "lrutail_reflocked",
+/// memcached's segmented-LRU counters, shown with its maintainer thread.
+const LRU_MAINTAINER_FIELDS: &[&str] = &[
     "moves_to_cold",
     "moves_to_warm",
     "moves_within_lru",

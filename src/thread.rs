@@ -203,6 +203,7 @@ impl Worker {
             .collect();
         for key in idle {
             log::info!("closing idle connection {key}");
+            self.server.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
             self.close(Token(key));
         }
     }

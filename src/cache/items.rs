@@ -42,12 +42,12 @@ const CAS_SIZE: usize = 6;
 /// The largest CAS unique; the counter wraps to 1 after it.
 pub const CAS_MASK: u64 = (1 << (8 * CAS_SIZE)) - 1;
 
-/// The header size the class table starts from, in place of memcached's
-/// `sizeof(item)`. It is larger than the header (28 with CAS) so that the
-/// class table, and which class an item of a given size lands in, stays
-/// memcached's from class 2 up; items are then stored in chunks finer than
+/// The header size the class table starts from: memcached's
+/// `sizeof(item)`, so that the class table (`stats slabs` chunk sizes, the
+/// `slabs reassign` range) is memcached's for the same `-n`, `-f` and
+/// `slab_chunk_max`. Items, smaller here, are stored in chunks finer than
 /// their class (see `slabs::Classes::chunk_for`).
-pub const HEADER_FOR_CLASSES: usize = 32;
+pub const HEADER_FOR_CLASSES: usize = MC_HEADER_SIZE;
 
 /// Longest key accepted (memcached's `KEY_MAX_LENGTH`).
 pub const KEY_MAX_LENGTH: usize = 250;

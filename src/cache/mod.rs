@@ -698,6 +698,29 @@ impl Cache {
         out
     }
 
+    /// `hash_power_level` and `hash_bytes`: log2 of the buckets of all
+    /// shards' tables together, and the bytes those tables take.
+    pub fn hash_stats(&self) -> (u32, usize) {
+        let (mut buckets, mut bytes) = (0, 0);
+        for m in self.shards.iter() {
+            let (b, n) = lock(m).table_size();
+            buckets += b;
+            bytes += n;
+        }
+        (buckets.max(1).ilog2(), bytes)
+    }
+
+    /// Items the background pass took back, and items it looked at.
+    pub fn crawler_totals(&self) -> (u64, u64) {
+        let mut t = ClassStats::default();
+        for m in self.shards.iter() {
+            for c in lock(m).classes.iter() {
+                t.add(&c.stats);
+            }
+        }
+        (t.crawler_reclaimed, t.crawler_items_checked)
+    }
+
     /// `stats reset`: zero the counters, global and per class.
     pub fn reset_stats(&self) {
         self.stats.reset();

@@ -379,6 +379,17 @@ impl Shard {
         (now.saturating_sub(old), old.saturating_sub(now))
     }
 
+    /// Buckets of the hash table and the bytes of its allocation.
+    pub fn table_size(&self) -> (usize, usize) {
+        let cap = self.table.capacity();
+        let buckets = if cap == 0 {
+            0
+        } else {
+            (cap * 8 / 7).next_power_of_two()
+        };
+        (buckets, self.table.allocation_size())
+    }
+
     /// Move an item to the head of its LRU and record the access time.
     pub fn bump(&mut self, h: Handle, now: u32) {
         let class = self.class_of(h);

@@ -173,6 +173,7 @@ mod tests {
         assert_eq!(c.class_for(c.size(1) + 1), 2);
         assert_eq!(c.class_for(10 * 1024 * 1024), c.largest());
         assert!(!c.is_large(1));
+        assert_eq!(c.size(1), 96);
         assert_eq!(c.chunk_for(1, 72), 72);
         assert_eq!(c.chunk_for(1, 73), 80);
         let top = c.size(6);
@@ -194,6 +195,7 @@ mod tests {
             (1..=c.largest()).map(|i| c.size(i)).collect::<Vec<_>>(),
             vec![104, 200, 304, 512 * 1024]
         );
+        assert_eq!(c.chunk_for(2, 150), 160);
     }
 
     #[test]

@@ -469,6 +469,7 @@ fn finish(state: &mut State) -> Result<(), SettingsError> {
     if state.hot_lru_pct + state.warm_lru_pct > 80 {
         return usage("hot_lru_pct + warm_lru_pct cannot be more than 80% combined".into());
     }
+    s.lru_maintainer_thread = state.lru_maintainer;
     if state.temp_lru && !state.lru_maintainer {
         return usage("temporary_ttl requires lru_maintainer to be enabled".into());
     }

@@ -14,7 +14,8 @@
 //! | `slab_chunk_max=BYTES` | [`Settings::slab_chunk_size_max`](super::Settings::slab_chunk_size_max); plain bytes, no suffix, as in 1.6.18 |
 //! | `slab_sizes=A-B-...` | [`Settings::slab_sizes`](super::Settings::slab_sizes) |
 //! | `no_chunked_items` | `slab_chunk_size_max` = slab page size |
-//! | `no_modern` | `no_maxconns_fast`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
+//! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
+//! | `lru_crawler`, `no_lru_crawler` | [`Settings::lru_crawler`](super::Settings::lru_crawler): the once-a-second pass over one shard |
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
 //!
@@ -22,8 +23,7 @@
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
 //! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
 //! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
-//! `tail_repair_time`, `hash_algorithm`, `lru_crawler`, `no_lru_crawler`,
-//! `lru_crawler_sleep`, `lru_crawler_tocrawl`, `lru_maintainer`,
+//! `tail_repair_time`, `hash_algorithm`, `lru_crawler_sleep`, `lru_crawler_tocrawl`, `lru_maintainer`,
 //! `no_lru_maintainer`, `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`,
 //! `warm_max_factor`, `temporary_ttl`, `watcher_logbuf_size`,
 //! `worker_logbuf_size`, `track_sizes`, `inline_ascii_resp`,
@@ -170,6 +170,7 @@ fn one(
         "no_modern" => {
             s.slab_reassign = false;
             s.lru_segmented = false;
+            s.lru_crawler = false;
             if !state.slab_chunk_changed {
                 state.slab_chunk_max = SLAB_PAGE_SIZE;
             }
@@ -239,6 +240,14 @@ fn one(
                 return Err(bad("lru_crawler_tocrawl takes a numeric 32bit value"));
             }
             Ignored
+        }
+        "lru_crawler" => {
+            s.lru_crawler = true;
+            Honoured
+        }
+        "no_lru_crawler" => {
+            s.lru_crawler = false;
+            Honoured
         }
         "lru_maintainer" => {
             state.lru_maintainer = true;
@@ -337,8 +346,6 @@ fn one(
         }
         "no_hashexpand"
         | "no_slab_automove"
-        | "lru_crawler"
-        | "no_lru_crawler"
         | "track_sizes"
         | "inline_ascii_resp"
         | "no_inline_ascii_resp"

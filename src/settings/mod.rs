@@ -163,6 +163,13 @@ pub struct Settings {
     /// default; `-o no_modern` turns it off, as it turns off memcached's
     /// `lru_segmented`).
     pub lru_segmented: bool,
+    /// Run the background pass that takes back dead items (`-o
+    /// lru_crawler`, on; `no_lru_crawler` turns it off).
+    pub lru_crawler: bool,
+    /// memcached's LRU maintainer thread (`-o no_lru_maintainer` turns it
+    /// off). There is none here; the setting only decides which `stats`
+    /// names are shown, as in memcached.
+    pub lru_maintainer_thread: bool,
 }
 
 impl Default for Settings {
@@ -210,6 +217,8 @@ impl Default for Settings {
             ignored_options: Vec::new(),
             slab_reassign: true,
             lru_segmented: true,
+            lru_crawler: true,
+            lru_maintainer_thread: true,
         }
     }
 }

@@ -9,19 +9,29 @@
 //!    the budget;
 //! 3. an empty page of another class in `S`, given back to the budget;
 //! 4. with `-M`: dead items anywhere, else out of memory;
-//! 5. the LRU tail of `c`: in `S` for a small class (the item nearest the
-//!    tail whose chunk has the new item's size), the oldest over all
-//!    shards for a large one (so that large items leave in LRU order);
-//! 6. a page of `S` (or a large item of `S`) whose class has the oldest
-//!    tail: every item on it is evicted and the page given back, which is
-//!    how memory moves between classes;
-//! 7. the same in another shard whose lock is free.
+//! 5. whichever was used longer ago of two victims: `c`'s own (in `S` the
+//!    item nearest the tail whose chunk has the new item's size; for a
+//!    large class the oldest tail over all shards, so that large items
+//!    leave in LRU order), or the oldest tail of another class of `S`,
+//!    whose whole page is evicted and given back (a large item: itself).
+//!    This is how memory moves between classes: towards those in use;
+//! 6. failing both, a page (or large item) of another shard whose lock is
+//!    free.
 
 use std::sync::atomic::Ordering;
 
 use super::items::ItemView;
 use super::shard::{Handle, Shard};
 use super::{lock, Cache, SHARDS};
+
+/// When an item was last used, for comparing LRU tails: the time of its
+/// last bump, then its CAS (the order of stores within a second).
+type Age = (u32, u64);
+
+fn age(sh: &Shard, h: Handle) -> Age {
+    let v = sh.view(h);
+    (v.time(), v.cas())
+}
 
 /// How many items at a class's tail are checked for a dead one before an
 /// allocation (memcached's `lru_pull_tail` search depth).
@@ -52,10 +62,12 @@ impl Cache {
         }
         for _ in 0..MAX_STEPS {
             if large {
-                if self.take(size) {
-                    let h = sh.alloc_large(class, size);
+                // Large items are rounded like chunks, so that items of
+                // nearly the same size take the same memory.
+                if self.take(chunk) {
+                    let h = sh.alloc_large(class, chunk);
                     if h.is_none() {
-                        self.give(size);
+                        self.give(chunk);
                     }
                     return h;
                 }
@@ -82,15 +94,32 @@ impl Cache {
                 }
                 break;
             }
-            if large {
-                if self.evict_oldest_large(sh, class, keep, now) {
-                    continue;
+            // The class's own victim, or another class's oldest tail (its
+            // page, or itself if large, goes back to the budget): whichever
+            // was used longer ago, so that memory drifts to the classes in
+            // use.
+            let own = if large {
+                self.oldest_large(sh, class, keep)
+            } else {
+                self.tail_of_chunk(sh, class, chunk, keep)
+                    .map(|h| (age(sh, h), None))
+            };
+            let other = self.oldest_tail(sh, Some(class), keep);
+            let freed = match (own, other) {
+                (Some((o, _)), Some((x, h))) if x < o => self.free_victim(sh, h, now),
+                (Some((_, None)), _) => {
+                    let victim = if large {
+                        self.tail_except(sh, class, keep)
+                    } else {
+                        self.tail_of_chunk(sh, class, chunk, keep)
+                    };
+                    victim.map(|h| self.evict(sh, h, now)).is_some()
                 }
-            } else if let Some(t) = self.tail_of_chunk(sh, class, chunk, keep) {
-                self.evict(sh, t, now);
-                continue;
-            }
-            if self.free_bytes(sh, keep, now) || self.free_bytes_elsewhere(now) {
+                (Some((_, Some(i))), _) => self.evict_tail_of(i, class, now),
+                (None, Some((_, h))) => self.free_victim(sh, h, now),
+                (None, None) => false,
+            };
+            if freed || self.free_bytes_elsewhere(now) {
                 continue;
             }
             break;
@@ -227,70 +256,56 @@ impl Cache {
         self.remove(sh, h);
     }
 
-    /// Evict the least recently used item of a large class over all shards
-    /// (ties in time go to the lower CAS, the older store). Other shards
-    /// are only tried.
-    fn evict_oldest_large(
+    /// The least recently used item of a large class over all shards (ties
+    /// in time go to the lower CAS, the older store): its age, and its
+    /// shard if not `sh` (other shards are only tried).
+    fn oldest_large(
         &self,
-        sh: &mut Shard,
+        sh: &Shard,
         class: usize,
         keep: Option<Handle>,
-        now: u32,
-    ) -> bool {
-        let age = |s: &Shard, h: Handle| {
-            let v = s.view(h);
-            (v.time(), v.cas())
-        };
-        let mine = self.tail_except(sh, class, keep).map(|h| age(sh, h));
-        let mut best: Option<((u32, u64), usize)> = None;
+    ) -> Option<(Age, Option<usize>)> {
+        let mut best = self
+            .tail_except(sh, class, keep)
+            .map(|h| (age(sh, h), None));
         for (i, m) in self.shards.iter().enumerate() {
             let Ok(s) = m.try_lock() else { continue };
             if let Some(t) = s.tail(class) {
                 let a = age(&s, t);
                 if best.is_none_or(|(b, _)| a < b) {
-                    best = Some((a, i));
+                    best = Some((a, Some(i)));
                 }
             }
         }
-        match (mine, best) {
-            (Some(m), Some((b, i))) if b < m => {
-                if let Ok(mut s) = self.shards[i].try_lock() {
-                    if let Some(t) = s.tail(class) {
-                        self.evict(&mut s, t, now);
-                        return true;
-                    }
-                }
-                false
-            }
-            (Some(_), _) => {
-                let t = self.tail_except(sh, class, keep).expect("a tail");
-                self.evict(sh, t, now);
+        best
+    }
+
+    /// Evict the tail of a class in shard `i`, if its lock is free.
+    fn evict_tail_of(&self, i: usize, class: usize, now: u32) -> bool {
+        let Ok(mut s) = self.shards[i].try_lock() else {
+            return false;
+        };
+        match s.tail(class) {
+            Some(t) => {
+                self.evict(&mut s, t, now);
                 true
             }
-            (None, Some((_, i))) => match self.shards[i].try_lock() {
-                Ok(mut s) => match s.tail(class) {
-                    Some(t) => {
-                        self.evict(&mut s, t, now);
-                        true
-                    }
-                    None => false,
-                },
-                Err(_) => false,
-            },
-            (None, None) => false,
+            None => false,
         }
     }
 
-    /// Give memory of the shard back to the budget: of all classes, take the
-    /// one whose tail is oldest; evict that tail if it is a large item, or
-    /// every item of the tail's page if it is a chunk, and release the page.
-    /// Never touches `keep` or its page.
-    fn free_bytes(&self, sh: &mut Shard, keep: Option<Handle>, now: u32) -> bool {
+    /// The oldest tail over the classes of a shard other than `except`,
+    /// skipping `keep` and the items sharing its page.
+    fn oldest_tail(
+        &self,
+        sh: &Shard,
+        except: Option<usize>,
+        keep: Option<Handle>,
+    ) -> Option<(Age, Handle)> {
         let keep_page = keep.and_then(Shard::page_of);
-        let mut best: Option<(u32, Handle)> = None;
-        for class in 1..sh.classes.len() {
+        let mut best: Option<(Age, Handle)> = None;
+        for class in (1..sh.classes.len()).filter(|&c| Some(c) != except) {
             let mut cur = sh.tail(class);
-            // Skip a tail that is `keep` or shares its page.
             while let Some(h) = cur {
                 if Some(h) == keep || (keep_page.is_some() && Shard::page_of(h) == keep_page) {
                     cur = sh.prev(h);
@@ -299,27 +314,47 @@ impl Cache {
                 }
             }
             if let Some(h) = cur {
-                let t = sh.view(h).time();
-                if best.is_none_or(|(bt, _)| t < bt) {
-                    best = Some((t, h));
+                let a = age(sh, h);
+                if best.is_none_or(|(b, _)| a < b) {
+                    best = Some((a, h));
                 }
             }
         }
-        let Some((_, h)) = best else { return false };
+        best
+    }
+
+    /// Give back the memory of `h` to the budget: evict it if it is a
+    /// large item, or every item of its page, and release the page.
+    fn free_victim(&self, sh: &mut Shard, h: Handle, now: u32) -> bool {
         match Shard::page_of(h) {
             None => self.evict(sh, h, now),
             Some(page) => {
                 for item in sh.page_items(page) {
                     self.evict(sh, item, now);
                 }
-                self.give(sh.release_page(page));
+                // Evicting the last item may have released it already
+                // (when over the limit).
+                if sh.has_page(page) {
+                    self.give(sh.release_page(page));
+                }
             }
         }
         true
     }
 
+    /// Give memory of the shard back to the budget: of all classes, take the
+    /// one whose tail is oldest; evict that tail if it is a large item, or
+    /// every item of the tail's page if it is a chunk, and release the page.
+    /// Never touches `keep` or its page.
+    pub(super) fn free_bytes(&self, sh: &mut Shard, keep: Option<Handle>, now: u32) -> bool {
+        match self.oldest_tail(sh, None, keep) {
+            Some((_, h)) => self.free_victim(sh, h, now),
+            None => false,
+        }
+    }
+
     /// [`Cache::free_bytes`] in the first other shard whose lock is free.
-    fn free_bytes_elsewhere(&self, now: u32) -> bool {
+    pub(super) fn free_bytes_elsewhere(&self, now: u32) -> bool {
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
         (0..SHARDS).any(|i| match self.shards[(start + i) % SHARDS].try_lock() {
             Ok(mut s) => match s.empty_page() {
@@ -349,7 +384,7 @@ impl Cache {
                 self.reclaim(&mut sh, h, true);
             }
         }
-        while self.total_malloced() > self.limit() {
+        while self.used() > self.limit() {
             match sh.empty_page() {
                 Some(p) => self.give(sh.release_page(p)),
                 None => break,

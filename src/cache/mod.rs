@@ -12,7 +12,7 @@
 //!
 //! Memory is bounded by `-m`, counted the way it is really spent: every
 //! slab page, every large item's allocation and every shard's hash table
-//! are charged to one budget ([`Cache::total_malloced`]). A store that finds
+//! are charged to one budget ([`Cache::used`]). A store that finds
 //! the budget spent takes the tail of its class's LRU in its shard, as
 //! memcached's `lru_pull_tail` does, and failing that frees a page (see
 //! `evict.rs`).
@@ -199,6 +199,8 @@ pub struct Cache {
     limit: AtomicUsize,
     /// Bytes allocated now: pages, large items and hash tables.
     malloced: AtomicUsize,
+    /// Of those, the hash tables'.
+    table_bytes: AtomicUsize,
     /// `-I` in bytes.
     item_size_max: usize,
     /// Whether to evict when full (`-M` clears it).
@@ -240,6 +242,7 @@ impl Cache {
             clock,
             limit: AtomicUsize::new(config.limit),
             malloced: AtomicUsize::new(0),
+            table_bytes: AtomicUsize::new(0),
             item_size_max: config.item_size_max,
             evict_to_free: config.evict_to_free,
             use_cas: config.use_cas,
@@ -267,8 +270,14 @@ impl Cache {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Bytes allocated for items and tables now (`total_malloced`).
+    /// Bytes allocated for items now: slab pages and large items
+    /// (memcached's `total_malloced`, which counts slab pages).
     pub fn total_malloced(&self) -> usize {
+        self.used() - self.table_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes charged to the `-m` budget: items plus hash tables.
+    pub fn used(&self) -> usize {
         self.malloced.load(Ordering::Relaxed)
     }
 
@@ -320,7 +329,7 @@ impl Cache {
     }
 
     fn fits(&self, need: usize) -> bool {
-        self.total_malloced() + need <= self.limit()
+        self.used() + need <= self.limit()
     }
 
     /// Take `n` bytes from the budget, if they fit.
@@ -340,13 +349,11 @@ impl Cache {
     /// Bytes an allocation for a new item of this class takes: a page, or
     /// the item itself for a large class.
     fn alloc_bytes(&self, class: usize, size: usize) -> usize {
+        let chunk = self.classes.chunk_for(class, size);
         if self.classes.is_large(class) {
-            size
+            chunk
         } else {
-            Shard::page_bytes(
-                self.classes.page_size(),
-                self.classes.chunk_for(class, size),
-            )
+            Shard::page_bytes(self.classes.page_size(), chunk)
         }
     }
 
@@ -400,7 +407,7 @@ impl Cache {
         if let Some(page) = empty {
             // An emptied page stays with its class unless the cache is over
             // its limit (after `cache_memlimit` lowered it).
-            if self.total_malloced() > self.limit() {
+            if self.used() > self.limit() {
                 self.give(sh.release_page(page));
             }
         }
@@ -410,7 +417,9 @@ impl Cache {
     fn sync_table(&self, sh: &mut Shard) {
         let (grown, shrunk) = sh.table_delta();
         self.malloced.fetch_add(grown, Ordering::Relaxed);
+        self.table_bytes.fetch_add(grown, Ordering::Relaxed);
         self.give(shrunk);
+        self.table_bytes.fetch_sub(shrunk, Ordering::Relaxed);
     }
 
     /// Look up a live item, unlinking it lazily if it is dead, and say why
@@ -606,6 +615,13 @@ impl Cache {
         self.stats.total_items.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes.fetch_add(item.size(), Ordering::Relaxed);
         self.sync_table(sh);
+        // A table that just grew may have taken the cache over its limit:
+        // give back pages until it is under again.
+        while self.evict_to_free && self.used() > self.limit() {
+            if !self.free_bytes(sh, Some(h), now) && !self.free_bytes_elsewhere(now) {
+                break;
+            }
+        }
     }
 
     /// `incr` / `decr` (memcached's `do_add_delta`): the value must be a

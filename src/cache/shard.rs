@@ -351,6 +351,11 @@ impl Shard {
         p.mem.len()
     }
 
+    /// Whether page `pidx` exists.
+    pub fn has_page(&self, pidx: usize) -> bool {
+        self.pages.contains(pidx)
+    }
+
     /// An empty page of any class, if there is one.
     pub fn empty_page(&self) -> Option<usize> {
         self.pages.iter().find(|(_, p)| p.used == 0).map(|(i, _)| i)

@@ -114,8 +114,14 @@ impl Classes {
     /// item up to its class's chunk, which wastes a tenth of the memory on
     /// average with `-f 1.25`; a class here has a few chunk sizes instead,
     /// each with its own pages and free chunks, and one LRU for all.
+    ///
+    /// An item larger than the largest class (memcached chains such items
+    /// over several chunks) gets exactly its size, rounded to 8 bytes.
     pub fn chunk_for(&self, class: usize, size: usize) -> usize {
         let top = self.sizes[class];
+        if size > top {
+            return size.div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
+        }
         let step = (top / 16).div_ceil(CHUNK_ALIGN).max(1) * CHUNK_ALIGN;
         size.div_ceil(step).saturating_mul(step).min(top)
     }
@@ -174,6 +180,8 @@ mod tests {
         assert_eq!(c.class_for(10 * 1024 * 1024), c.largest());
         assert!(!c.is_large(1));
         assert_eq!(c.size(1), 96);
+        assert_eq!(c.chunk_for(c.largest(), 1 << 20), 1 << 20);
+        assert_eq!(c.chunk_for(c.largest(), (1 << 20) - 3), 1 << 20);
         assert_eq!(c.chunk_for(1, 72), 72);
         assert_eq!(c.chunk_for(1, 73), 80);
         let top = c.size(6);

@@ -379,6 +379,18 @@ impl Shard {
     /// Charge or refund the change in the table's allocation since the last
     /// call: returns (grown, shrunk) bytes.
     pub fn table_delta(&mut self) -> (usize, usize) {
+        // hashbrown leaves a tombstone for a removed entry in a full group,
+        // and once tombstones use up the free slots it doubles the table,
+        // even when it holds no more items than before. Under steady
+        // eviction that leaves it twice as large as needed; rehash it to
+        // the size its items need instead.
+        let cap = self.table.capacity();
+        if self.table.len() < cap / 2 && self.table.allocation_size() > self.table_bytes {
+            let (pages, large, hasher) = (&self.pages, &self.large, &self.hasher);
+            self.table.shrink_to(self.table.len(), |&o| {
+                hasher.hash_one(ItemView::new(mem_of(pages, large, o)).key())
+            });
+        }
         let now = self.table.allocation_size();
         let old = std::mem::replace(&mut self.table_bytes, now);
         (now.saturating_sub(old), old.saturating_sub(now))

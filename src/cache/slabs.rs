@@ -18,6 +18,9 @@ use super::items::HEADER_FOR_CLASSES;
 /// memcached's `CHUNK_ALIGN_BYTES`.
 const CHUNK_ALIGN: usize = 8;
 
+/// Rounding of a large item's allocation.
+const LARGE_ALIGN: usize = 64;
+
 /// memcached's `MAX_NUMBER_OF_SLAB_CLASSES - 1` in 1.6 (class ids 1..=63
 /// as `slabs_init` numbers them; 0 is unused).
 pub const MAX_CLASSES: usize = 63;
@@ -115,12 +118,13 @@ impl Classes {
     /// average with `-f 1.25`; a class here has a few chunk sizes instead,
     /// each with its own pages and free chunks, and one LRU for all.
     ///
-    /// An item larger than the largest class (memcached chains such items
-    /// over several chunks) gets exactly its size, rounded to 8 bytes.
+    /// An item of a large class is its own allocation: its size rounded
+    /// to a cache line (64 bytes), so that items of nearly one size take
+    /// the same memory, without the sixteenth's waste on big items.
     pub fn chunk_for(&self, class: usize, size: usize) -> usize {
         let top = self.sizes[class];
-        if size > top {
-            return size.div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
+        if self.is_large(class) {
+            return size.div_ceil(LARGE_ALIGN) * LARGE_ALIGN;
         }
         let step = (top / 16).div_ceil(CHUNK_ALIGN).max(1) * CHUNK_ALIGN;
         size.div_ceil(step).saturating_mul(step).min(top)
@@ -181,7 +185,8 @@ mod tests {
         assert!(!c.is_large(1));
         assert_eq!(c.size(1), 96);
         assert_eq!(c.chunk_for(c.largest(), 1 << 20), 1 << 20);
-        assert_eq!(c.chunk_for(c.largest(), (1 << 20) - 3), 1 << 20);
+        assert_eq!(c.chunk_for(c.largest(), (1 << 20) - 100), (1 << 20) - 64);
+        assert_eq!(c.chunk_for(c.largest(), (1 << 20) - 250), (1 << 20) - 192);
         assert_eq!(c.chunk_for(1, 72), 72);
         assert_eq!(c.chunk_for(1, 73), 80);
         let top = c.size(6);

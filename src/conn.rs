@@ -111,6 +111,8 @@ pub struct Conn {
     /// Its length only grows (zero-filled once), so a read needs no fresh
     /// zeroing; `rlen` marks the end of the valid bytes.
     rbuf: Vec<u8>,
+    /// Bytes of `rbuf` counted in the `read_buf_*` stats.
+    rbuf_charged: usize,
     /// Start of the unconsumed bytes in `rbuf`.
     rpos: usize,
     /// End of the bytes read into `rbuf`.
@@ -157,6 +159,7 @@ impl Conn {
             transport,
             state,
             rbuf: Vec::new(),
+            rbuf_charged: 0,
             rpos: 0,
             rlen: 0,
             wbuf: Vec::new(),
@@ -224,6 +227,23 @@ impl Conn {
         &self.rbuf[self.rpos..self.rlen]
     }
 
+    /// Bring the `read_buf_count` / `read_buf_bytes` stats up to date with
+    /// this connection's read buffer; with `closing`, take it out of them.
+    pub fn sync_read_buf(&mut self, g: &crate::stats::Gauges, closing: bool) {
+        let now = if closing { 0 } else { self.rbuf.capacity() };
+        let old = std::mem::replace(&mut self.rbuf_charged, now);
+        if now == old {
+            return;
+        }
+        g.read_buf_bytes.fetch_add(now as u64, Ordering::Relaxed);
+        g.read_buf_bytes.fetch_sub(old as u64, Ordering::Relaxed);
+        match (old, now) {
+            (0, _) => g.read_buf_count.fetch_add(1, Ordering::Relaxed),
+            (_, 0) => g.read_buf_count.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
     /// Move the unconsumed bytes to the front of `rbuf`.
     fn compact(&mut self) {
         if self.rpos > 0 {
@@ -238,6 +258,7 @@ impl Conn {
         let len = self.rlen;
         if self.rbuf.len() < len + READ_SIZE {
             self.rbuf.resize(len + READ_SIZE, 0);
+            self.sync_read_buf(&server.gauges, false);
         }
         let res = match &mut self.transport {
             Transport::Tcp(s) => s.read(&mut self.rbuf[len..]),
@@ -301,6 +322,7 @@ impl Conn {
                             self.set_state(ConnState::Mwrite);
                         } else {
                             self.shrink_buffers();
+                            self.sync_read_buf(&server.gauges, false);
                             self.set_state(ConnState::Waiting);
                         }
                     } else if self.wpos < self.wbuf.len() {
@@ -544,10 +566,13 @@ impl Conn {
 
     /// Receive one datagram and queue its framed reply.
     fn read_datagram(&mut self, server: &Server) -> io::Result<()> {
+        if self.rbuf.len() != udp::UDP_READ_BUFFER_SIZE {
+            self.rbuf.resize(udp::UDP_READ_BUFFER_SIZE, 0);
+            self.sync_read_buf(&server.gauges, false);
+        }
         let Transport::Udp(sock) = &self.transport else {
             unreachable!("UDP only")
         };
-        self.rbuf.resize(udp::UDP_READ_BUFFER_SIZE, 0);
         let (n, peer) = sock.recv_from(&mut self.rbuf)?;
         server
             .stats

@@ -92,6 +92,10 @@ pub struct Gauges {
     pub curr_connections: AtomicU64,
     /// Connection structures allocated.
     pub connection_structures: AtomicU64,
+    /// Connections holding a read buffer.
+    pub read_buf_count: AtomicU64,
+    /// Bytes of those read buffers.
+    pub read_buf_bytes: AtomicU64,
 }
 
 fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
@@ -139,6 +143,18 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
         stat(out, "rejected_connections", get(&s.rejected_connections));
     }
     stat(out, "connection_structures", get(&g.connection_structures));
+    // memcached's response objects and its pool of free read buffers have
+    // no counterpart: replies go straight into each connection's write
+    // buffer, and each connection owns its read buffer.
+    stat(out, "response_obj_oom", 0);
+    stat(out, "response_obj_count", 0);
+    stat(out, "response_obj_bytes", 0);
+    stat(out, "read_buf_count", get(&g.read_buf_count));
+    stat(out, "read_buf_bytes", get(&g.read_buf_bytes));
+    stat(out, "read_buf_bytes_free", 0);
+    stat(out, "read_buf_oom", 0);
+    // No descriptors are set aside from `-c` (see docs/ARCHITECTURE.md).
+    stat(out, "reserved_fds", 0);
     for (name, v) in [
         ("cmd_get", &s.cmd_get),
         ("cmd_set", &s.cmd_set),

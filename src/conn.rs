@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 
 use mio::net::{TcpStream, UdpSocket, UnixStream};
 
+use crate::proto::binary;
 use crate::proto::get::{self, GetCmd, Progress};
 use crate::proto::text::{self, Action, PendingStore, Session, MAX_LINE, MAX_LINE_NO_GET};
 use crate::udp;
@@ -111,6 +112,9 @@ pub struct Conn {
     /// Its length only grows (zero-filled once), so a read needs no fresh
     /// zeroing; `rlen` marks the end of the valid bytes.
     rbuf: Vec<u8>,
+    /// The connection's protocol once known: `Some(true)` for binary
+    /// (memcached's `c->protocol`, chosen by `-B` or by the first byte).
+    binary: Option<bool>,
     /// Bytes of `rbuf` counted in the `read_buf_*` stats.
     rbuf_charged: usize,
     /// Start of the unconsumed bytes in `rbuf`.
@@ -160,6 +164,7 @@ impl Conn {
             state,
             rbuf: Vec::new(),
             rbuf_charged: 0,
+            binary: None,
             rpos: 0,
             rlen: 0,
             wbuf: Vec::new(),
@@ -434,14 +439,19 @@ impl Conn {
 
     /// memcached's `try_read_command_ascii` plus `process_command_ascii`.
     fn parse_cmd(&mut self, server: &Server) {
-        let buf = self.unread();
-        if buf.first() == Some(&0x80)
-            && server.settings.binding_protocol != crate::settings::Protocol::Ascii
-        {
-            log::info!("binary protocol request: not supported yet, closing");
-            self.set_state(ConnState::Closing);
-            return;
+        use crate::settings::Protocol;
+        let first = self.unread().first().copied();
+        let binary = *self
+            .binary
+            .get_or_insert(match server.settings.binding_protocol {
+                Protocol::Ascii => false,
+                Protocol::Binary => true,
+                Protocol::Auto => first == Some(binary::REQ_MAGIC),
+            });
+        if binary {
+            return self.parse_binary(server);
         }
+        let buf = self.unread();
         let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
             if buf.len() > MAX_LINE_NO_GET {
                 // Without a newline in the first 2 KiB, only a huge
@@ -482,6 +492,26 @@ impl Conn {
             return;
         }
         self.apply(server, action);
+    }
+
+    /// memcached's `try_read_command_binary`.
+    fn parse_binary(&mut self, server: &Server) {
+        let buf = &self.rbuf[self.rpos..self.rlen];
+        self.last_cmd_time = server.cache.clock().now();
+        match binary::process(server, &mut self.sess, buf, &mut self.wbuf) {
+            binary::Parsed::NeedMore => {
+                // Send what earlier pipelined requests produced first.
+                if self.wpos < self.wbuf.len() {
+                    self.set_state(ConnState::Mwrite);
+                } else {
+                    self.set_state(ConnState::Waiting);
+                }
+            }
+            binary::Parsed::Done(n, action) => {
+                self.rpos += n;
+                self.apply(server, action);
+            }
+        }
     }
 
     /// Serve the next slice of a paused multi-get.

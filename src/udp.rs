@@ -157,6 +157,16 @@ pub fn process_datagram(
     reply: &mut Vec<u8>,
 ) -> bool {
     use crate::proto::text::{self, Action};
+    use crate::settings::Protocol;
+    let binary = match server.settings.binding_protocol {
+        Protocol::Ascii => false,
+        Protocol::Binary => true,
+        Protocol::Auto => payload.first() == Some(&crate::proto::binary::REQ_MAGIC),
+    };
+    if binary {
+        process_binary(server, sess, payload, reply);
+        return false;
+    }
     let mut pos = 0;
     while pos < payload.len() {
         let buf = &payload[pos..];
@@ -199,6 +209,41 @@ pub fn process_datagram(
         }
     }
     false
+}
+
+/// The binary requests of one datagram (memcached decides the protocol
+/// per datagram over UDP). A request cut short ends the datagram.
+fn process_binary(
+    server: &crate::Server,
+    sess: &mut crate::proto::text::Session,
+    payload: &[u8],
+    reply: &mut Vec<u8>,
+) {
+    use crate::proto::binary::{self, Parsed};
+    use crate::proto::text::{self, Action};
+    let mut pos = 0;
+    while pos < payload.len() {
+        let Parsed::Done(n, action) = binary::process(server, sess, &payload[pos..], reply) else {
+            log::debug!(
+                "UDP: {} bytes of a partial binary request dropped",
+                payload.len() - pos
+            );
+            return;
+        };
+        pos += n;
+        match action {
+            Action::Nread(p) => {
+                let Some(data) = payload.get(pos..pos + p.vlen) else {
+                    return;
+                };
+                text::complete_nread(server, sess, &p, data, reply);
+                pos += p.vlen;
+            }
+            Action::Swallow(n) => pos += n.min(payload.len() - pos),
+            Action::Close | Action::Quit | Action::Shutdown => return,
+            Action::Continue | Action::Flush | Action::GetMore(..) => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,19 @@ pub enum DeltaResult {
     NotFound,
     /// No memory for the new value.
     NoMemory,
+    /// The item's CAS is not the one asked for (binary protocol).
+    Exists,
+}
+
+/// Outcome of a delete with a CAS (binary protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteResult {
+    /// Deleted.
+    Deleted,
+    /// No such key.
+    NotFound,
+    /// The item's CAS is not the one asked for.
+    Exists,
 }
 
 /// Counters the cache keeps (memcached's `stats_state` and `itemstats`).
@@ -496,16 +509,22 @@ impl Cache {
 
     /// `delete`. Returns whether a live item was removed.
     pub fn delete(&self, key: &[u8]) -> bool {
+        self.delete_cas(key, 0) == DeleteResult::Deleted
+    }
+
+    /// `delete`, only if the item's CAS is `req_cas` (0: any).
+    pub fn delete_cas(&self, key: &[u8], req_cas: u64) -> DeleteResult {
         let now = self.clock.now();
         let (hash, mut sh) = self.locate(key);
         match self.find_live(&mut sh, hash, key, now) {
+            Some(h) if req_cas != 0 && sh.view(h).cas() != req_cas => DeleteResult::Exists,
             Some(h) => {
                 let class = sh.class_of(h);
                 sh.classes[class].stats.delete_hits += 1;
                 self.remove(&mut sh, h);
-                true
+                DeleteResult::Deleted
             }
-            None => false,
+            None => DeleteResult::NotFound,
         }
     }
 
@@ -628,15 +647,20 @@ impl Cache {
     /// decimal number; `incr` wraps at 2^64, `decr` stops at 0. A result no
     /// longer than the old value is padded with spaces to the old length
     /// and written in place, as memcached does; a longer one is a new item.
-    pub fn delta(&self, key: &[u8], incr: bool, delta: u64) -> DeltaResult {
+    /// With `req_cas` not 0, the item's CAS must match. On success, also
+    /// returns the item's new CAS.
+    pub fn delta(&self, key: &[u8], incr: bool, delta: u64, req_cas: u64) -> (DeltaResult, u64) {
         let now = self.clock.now();
         let (hash, mut sh) = self.locate(key);
         let Some(h) = self.find_live(&mut sh, hash, key, now) else {
-            return DeltaResult::NotFound;
+            return (DeltaResult::NotFound, 0);
         };
         let v = sh.view(h);
+        if req_cas != 0 && v.cas() != req_cas {
+            return (DeltaResult::Exists, 0);
+        }
         let Some(value) = parse_counter(v.data()) else {
-            return DeltaResult::NonNumeric;
+            return (DeltaResult::NonNumeric, 0);
         };
         let value = if incr {
             value.wrapping_add(delta)
@@ -656,7 +680,7 @@ impl Cache {
             data.resize(old_len, b' ');
             let cas = self.next_cas();
             items::rewrite_value(sh.mem_mut(h), &data, cas);
-            return DeltaResult::Ok(value);
+            return (DeltaResult::Ok(value), cas);
         }
         let v = sh.view(h);
         let mut item = NewItem {
@@ -669,12 +693,13 @@ impl Cache {
         let size = item.size();
         let new_class = self.classes.class_for(size);
         let Some(nh) = self.alloc(&mut sh, new_class, size, Some(h), now) else {
-            return DeltaResult::NoMemory;
+            return (DeltaResult::NoMemory, 0);
         };
-        item.cas = self.use_cas.then_some(self.next_cas());
+        let cas = self.next_cas();
+        item.cas = self.use_cas.then_some(cas);
         self.remove(&mut sh, h);
         self.link(&mut sh, nh, hash, new_class, &item, now);
-        DeltaResult::Ok(value)
+        (DeltaResult::Ok(value), cas)
     }
 
     /// `flush_all [delay]`: everything stored up to now (or up to `now +

@@ -1,7 +1,8 @@
 //! The wire protocols, as pure functions over bytes: mirrors memcached's
-//! `proto_text.c`. Nothing here touches a socket.
+//! `proto_text.c` and `proto_bin.c`. Nothing here touches a socket.
 
 pub mod admin;
+pub mod binary;
 pub mod get;
 pub mod number;
 pub mod text;

@@ -43,8 +43,10 @@ pub struct PendingStore {
     pub exptime: u32,
     /// The client's CAS unique (`cas` only).
     pub cas: u64,
-    /// Bytes to read: the value plus its `\r\n`.
+    /// Bytes to read: the value plus its `\r\n` (binary: the value).
     pub vlen: usize,
+    /// For a binary request, what its reply needs.
+    pub bin: Option<super::binary::BinReq>,
 }
 
 /// What the connection does after a command line.
@@ -371,6 +373,7 @@ fn process_update(
         exptime,
         cas,
         vlen,
+        bin: None,
     })
 }
 
@@ -383,6 +386,9 @@ pub fn complete_nread(
     data: &[u8],
     out: &mut Vec<u8>,
 ) {
+    if let Some(req) = p.bin {
+        return super::binary::complete_store(server, req, p, data, out);
+    }
     let s = &server.stats;
     s.cmd_set.fetch_add(1, Ordering::Relaxed);
     if !data.ends_with(b"\r\n") {
@@ -433,7 +439,7 @@ fn process_arithmetic(
     } else {
         (&s.decr_hits, &s.decr_misses)
     };
-    match server.cache.delta(key, incr, delta) {
+    match server.cache.delta(key, incr, delta, 0).0 {
         DeltaResult::Ok(v) => {
             hits.fetch_add(1, Ordering::Relaxed);
             out_string(sess, out, v.to_string().as_bytes());
@@ -444,7 +450,7 @@ fn process_arithmetic(
             b"CLIENT_ERROR cannot increment or decrement non-numeric value",
         ),
         DeltaResult::NoMemory => out_string(sess, out, b"SERVER_ERROR out of memory"),
-        DeltaResult::NotFound => {
+        DeltaResult::NotFound | DeltaResult::Exists => {
             misses.fetch_add(1, Ordering::Relaxed);
             out_string(sess, out, b"NOT_FOUND");
         }

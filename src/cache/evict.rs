@@ -55,7 +55,7 @@ impl Cache {
         keep: Option<Handle>,
         now: u32,
     ) -> Option<Handle> {
-        let large = self.classes.is_large(class);
+        let large = self.classes.is_large_item(class, size);
         let chunk = self.classes.chunk_for(class, size);
         if large {
             self.reclaim_large_elsewhere(class, now);

@@ -326,7 +326,7 @@ impl Cache {
         if self.fits(need) {
             return true;
         }
-        let large = self.classes.is_large(class);
+        let large = self.classes.is_large_item(class, size);
         let now = self.clock.now();
         for m in self.shards.iter() {
             let mut sh = lock(m);
@@ -363,7 +363,7 @@ impl Cache {
     /// the item itself for a large class.
     fn alloc_bytes(&self, class: usize, size: usize) -> usize {
         let chunk = self.classes.chunk_for(class, size);
-        if self.classes.is_large(class) {
+        if self.classes.is_large_item(class, size) {
             chunk
         } else {
             Shard::page_bytes(self.classes.page_size(), chunk)

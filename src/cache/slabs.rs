@@ -111,6 +111,13 @@ impl Classes {
         self.sizes[class] > self.small_max
     }
 
+    /// Whether an item of `size` bytes in `class` is a single allocation:
+    /// an item of a large class, or one bigger than the largest chunk
+    /// (which memcached chains over several chunks).
+    pub fn is_large_item(&self, class: usize, size: usize) -> bool {
+        self.is_large(class) || size > self.sizes[class]
+    }
+
     /// The chunk an item of `size` bytes in `class` is stored in: its size
     /// rounded up to a sixteenth of the class's chunk (8 bytes at the
     /// least), never more than the class's chunk. memcached rounds every
@@ -118,12 +125,13 @@ impl Classes {
     /// average with `-f 1.25`; a class here has a few chunk sizes instead,
     /// each with its own pages and free chunks, and one LRU for all.
     ///
-    /// An item of a large class is its own allocation: its size rounded
-    /// to a cache line (64 bytes), so that items of nearly one size take
-    /// the same memory, without the sixteenth's waste on big items.
+    /// A large item (see [`Classes::is_large_item`]) is its own
+    /// allocation: its size rounded to a cache line (64 bytes), so that
+    /// items of nearly one size take the same memory, without the
+    /// sixteenth's waste on big items.
     pub fn chunk_for(&self, class: usize, size: usize) -> usize {
         let top = self.sizes[class];
-        if self.is_large(class) {
+        if self.is_large_item(class, size) {
             return size.div_ceil(LARGE_ALIGN) * LARGE_ALIGN;
         }
         let step = (top / 16).div_ceil(CHUNK_ALIGN).max(1) * CHUNK_ALIGN;
@@ -193,6 +201,19 @@ mod tests {
         assert_eq!(c.chunk_for(6, top - 1), top);
         assert!(c.chunk_for(6, c.size(5) + 1) < top);
         assert!(c.is_large(c.largest()));
+        // With a small slab_chunk_max, items beyond it are large too.
+        let small = Classes::new(ClassParams {
+            chunk_size: 48,
+            factor: 1.25,
+            slab_chunk_max: 4096,
+            slab_sizes: &[],
+            page_size: 64 * 1024,
+        });
+        let top = small.largest();
+        assert!(!small.is_large(top));
+        assert!(small.is_large_item(top, 7932));
+        assert_eq!(small.chunk_for(top, 7932), 7936);
+        assert_eq!(small.chunk_for(top, 4000), 4096);
     }
 
     #[test]

@@ -41,8 +41,10 @@ const TAIL_SEARCH: usize = 5;
 /// size wanted before a whole page is freed instead.
 const CHUNK_SEARCH: usize = 50;
 
-/// Upper bound on the steps of one allocation.
-const MAX_STEPS: usize = 64;
+/// Upper bound on the steps of one allocation. Every step frees an item
+/// or a page (or takes memory and returns), so this only guards against
+/// other threads refilling what one frees, forever.
+const MAX_STEPS: usize = 1 << 20;
 
 impl Cache {
     /// A chunk (or large allocation) for an item of `size` bytes of
@@ -60,6 +62,7 @@ impl Cache {
         if large {
             self.reclaim_large_elsewhere(class, now);
         }
+        let mut pages_left = true;
         for _ in 0..MAX_STEPS {
             if large {
                 // Large items are rounded like chunks, so that items of
@@ -76,12 +79,13 @@ impl Cache {
                     return Some(h);
                 }
                 let bytes = Shard::page_bytes(self.classes.page_size(), chunk);
-                if self.take(bytes) {
-                    if !sh.add_page(class, self.classes.page_size(), chunk) {
-                        self.give(bytes);
-                        break;
+                if pages_left && self.take(bytes) {
+                    if sh.add_page(class, self.classes.page_size(), chunk) {
+                        continue;
                     }
-                    continue;
+                    // The shard has no page number left: make room in it.
+                    self.give(bytes);
+                    pages_left = false;
                 }
             }
             if let Some(p) = sh.empty_page() {
@@ -89,7 +93,7 @@ impl Cache {
                 continue;
             }
             if !self.evict_to_free {
-                if self.reclaim_all(sh, now, true) || self.reclaim_elsewhere(now) {
+                if self.reclaim_tails(sh, keep, now) || self.reclaim_elsewhere(now) {
                     continue;
                 }
                 break;
@@ -119,7 +123,10 @@ impl Cache {
                 (None, Some((_, h))) => self.free_victim(sh, h, now),
                 (None, None) => false,
             };
-            if freed || self.free_bytes_elsewhere(now) {
+            // Failing both (the class has no item of this chunk size here,
+            // no other class has any): a page of any class of this shard,
+            // then memory of another shard.
+            if freed || self.free_bytes(sh, keep, now) || self.free_bytes_elsewhere(now) {
                 continue;
             }
             break;
@@ -191,29 +198,28 @@ impl Cache {
         }
     }
 
-    /// Take back every dead item of a shard; with `release`, also give back
-    /// its empty pages. Returns whether anything was freed.
-    pub(super) fn reclaim_all(&self, sh: &mut Shard, now: u32, release: bool) -> bool {
+    /// Take back dead items among the last few of every class of a shard,
+    /// never `keep`, and give back the shard's empty pages. Returns whether
+    /// anything was freed. (The background pass finds dead items anywhere
+    /// else.)
+    pub(super) fn reclaim_tails(&self, sh: &mut Shard, keep: Option<Handle>, now: u32) -> bool {
         let mut found = false;
-        for h in sh.handles() {
-            if self.is_dead(sh.view(h), now).is_some() {
-                self.reclaim(sh, h, false);
-                found = true;
-            }
+        for class in 1..sh.classes.len() {
+            found |= self.reclaim_tail(sh, class, keep, now);
         }
-        if release {
-            while let Some(p) = sh.empty_page() {
-                self.give(sh.release_page(p));
-                found = true;
-            }
+        while let Some(p) = sh.empty_page() {
+            self.give(sh.release_page(p));
+            found = true;
         }
         found
     }
 
-    fn reclaim_elsewhere(&self, now: u32) -> bool {
+    /// [`Cache::reclaim_tails`] in the first other shard, whose lock is
+    /// free, that has something to give.
+    pub(super) fn reclaim_elsewhere(&self, now: u32) -> bool {
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
         (0..SHARDS).any(|i| match self.shards[(start + i) % SHARDS].try_lock() {
-            Ok(mut s) => self.reclaim_all(&mut s, now, true),
+            Ok(mut s) => self.reclaim_tails(&mut s, None, now),
             Err(_) => false,
         })
     }
@@ -362,6 +368,10 @@ impl Cache {
                     self.give(s.release_page(p));
                     true
                 }
+                None if s.shrink_table() => {
+                    self.sync_table(&mut s);
+                    true
+                }
                 None => self.free_bytes(&mut s, None, now),
             },
             Err(_) => false,
@@ -389,6 +399,11 @@ impl Cache {
                 Some(p) => self.give(sh.release_page(p)),
                 None => break,
             }
+        }
+        // A table that lost most of its items (deletes, a lowered limit)
+        // gives back its memory.
+        if sh.shrink_table() {
+            self.sync_table(&mut sh);
         }
     }
 }

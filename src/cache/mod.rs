@@ -286,7 +286,8 @@ impl Cache {
     /// Bytes allocated for items now: slab pages and large items
     /// (memcached's `total_malloced`, which counts slab pages).
     pub fn total_malloced(&self) -> usize {
-        self.used() - self.table_bytes.load(Ordering::Relaxed)
+        self.used()
+            .saturating_sub(self.table_bytes.load(Ordering::Relaxed))
     }
 
     /// Bytes charged to the `-m` budget: items plus hash tables.
@@ -329,11 +330,11 @@ impl Cache {
         let large = self.classes.is_large_item(class, size);
         let now = self.clock.now();
         for m in self.shards.iter() {
-            let mut sh = lock(m);
+            let Ok(mut sh) = m.try_lock() else { continue };
             if !large && !sh.classes[class].free_is_empty(chunk) {
                 return true;
             }
-            self.reclaim_all(&mut sh, now, false);
+            self.reclaim_tails(&mut sh, None, now);
             if self.fits(need) || (!large && !sh.classes[class].free_is_empty(chunk)) {
                 return true;
             }
@@ -607,6 +608,10 @@ impl Cache {
         let Some(h) = self.alloc(&mut sh, class, size, old, now) else {
             if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
                 return (StoreResult::NotStored, 0);
+            }
+            // A failed set must not leave the old value readable.
+            if let (StoreMode::Set, Some(o)) = (mode, old) {
+                self.remove(&mut sh, o);
             }
             return (StoreResult::NoMemory, 0);
         };

@@ -396,6 +396,19 @@ impl Shard {
         (now.saturating_sub(old), old.saturating_sub(now))
     }
 
+    /// Rehash the table to its items' size if it is less than a quarter
+    /// full. Returns whether it did.
+    pub fn shrink_table(&mut self) -> bool {
+        if self.table.len() >= self.table.capacity() / 4 {
+            return false;
+        }
+        let (pages, large, hasher) = (&self.pages, &self.large, &self.hasher);
+        self.table.shrink_to(self.table.len(), |&o| {
+            hasher.hash_one(ItemView::new(mem_of(pages, large, o)).key())
+        });
+        true
+    }
+
     /// Buckets of the hash table and the bytes of its allocation.
     pub fn table_size(&self) -> (usize, usize) {
         let cap = self.table.capacity();
@@ -485,6 +498,47 @@ impl Shard {
         let mem = self.mem_mut(h);
         items::set_u32(mem, PREV, NIL);
         items::set_u32(mem, NEXT, NIL);
+    }
+}
+
+#[cfg(test)]
+impl Shard {
+    /// Check the shard's structures agree; returns the bytes it holds
+    /// (pages, large items, table) for the budget check.
+    pub fn audit(&self) -> usize {
+        let mut linked = 0;
+        for class in 1..self.classes.len() {
+            let mut n = 0;
+            let mut prev = NIL;
+            let mut cur = self.classes[class].head;
+            while cur != NIL {
+                assert_eq!(items::get_u32(self.mem(cur), PREV), prev, "prev link");
+                assert!(self.view(cur).linked());
+                assert_eq!(self.class_of(cur), class);
+                n += 1;
+                prev = cur;
+                cur = items::get_u32(self.mem(cur), NEXT);
+            }
+            assert_eq!(self.classes[class].tail, prev, "tail");
+            assert_eq!(self.classes[class].stats.number, n, "number");
+            linked += n;
+            for (_, free) in &self.classes[class].free {
+                for &h in free {
+                    assert!(!self.view(h).linked(), "a free chunk is linked");
+                }
+            }
+        }
+        assert_eq!(linked as usize, self.table.len(), "table");
+        let mut bytes = self.table_bytes;
+        for (i, p) in self.pages.iter() {
+            let n = p.mem.len() / p.chunk as usize;
+            let used = (0..n as u32)
+                .filter(|&c| self.view((i as u32) << CHUNK_BITS | c).linked())
+                .count();
+            assert_eq!(used, p.used as usize, "page use");
+            bytes += p.mem.len();
+        }
+        bytes + self.large.iter().map(|(_, (m, _))| m.len()).sum::<usize>()
     }
 }
 

@@ -135,3 +135,121 @@ fn bytes_return_to_zero_after_deletes() {
     assert_eq!(c.stats.bytes.load(Ordering::Relaxed), 0);
     assert_eq!(c.stats.curr_items.load(Ordering::Relaxed), 0);
 }
+
+/// Every shard's LRU lists, table, page counts and the budget agree.
+fn audit(c: &Cache) {
+    let mut charged = 0;
+    let mut items = 0;
+    for m in c.shards.iter() {
+        let sh = lock(m);
+        charged += sh.audit();
+        items += sh.len();
+    }
+    assert_eq!(charged, c.used(), "budget");
+    assert_eq!(items as u64, c.stats.curr_items.load(Ordering::Relaxed));
+}
+
+fn fill(c: &Cache, prefix: &str, n: usize, len: usize) {
+    let v = vec![b'v'; len];
+    for i in 0..n {
+        c.store(
+            StoreMode::Set,
+            format!("{prefix}{i}").as_bytes(),
+            0,
+            0,
+            &v,
+            0,
+        );
+    }
+}
+
+#[test]
+fn a_large_item_finds_room_in_a_cache_full_of_small_ones() {
+    let c = cache(4 << 20, true);
+    fill(&c, "s", 100_000, 100);
+    let big = vec![b'b'; 900 * 1024];
+    for i in 0..3 {
+        let k = format!("big{i}");
+        assert_eq!(
+            c.store(StoreMode::Set, k.as_bytes(), 0, 0, &big, 0).0,
+            StoreResult::Stored
+        );
+        assert_eq!(c.get(k.as_bytes(), None).unwrap().data.len(), big.len());
+    }
+    audit(&c);
+}
+
+#[test]
+fn a_lowered_limit_is_reached_by_the_next_stores() {
+    let c = cache(16 << 20, true);
+    fill(&c, "k", 200_000, 32);
+    c.set_limit(2 << 20);
+    for i in 0..10 {
+        let k = format!("new{i}");
+        assert_eq!(
+            c.store(StoreMode::Set, k.as_bytes(), 0, 0, b"x", 0).0,
+            StoreResult::Stored
+        );
+    }
+    assert!(c.used() <= 2 << 20, "used {}", c.used());
+    audit(&c);
+}
+
+#[test]
+fn tables_give_back_memory_after_deletes() {
+    let c = cache(16 << 20, true);
+    fill(&c, "k", 100_000, 10);
+    let (_, full) = c.hash_stats();
+    for i in 0..100_000 {
+        c.delete(format!("k{i}").as_bytes());
+    }
+    for _ in 0..SHARDS {
+        c.crawl_step();
+    }
+    let (_, empty) = c.hash_stats();
+    assert!(empty * 10 < full, "{empty} of {full} bytes left");
+    audit(&c);
+}
+
+/// `-M`, a full cache, sets replacing existing keys while another thread
+/// flushes: the item being replaced may die between its lookup and the
+/// allocation, which must not free it under the store's feet.
+#[test]
+fn flush_racing_stores_without_eviction() {
+    let c = Arc::new(cache(1 << 20, false));
+    let value = vec![b'v'; 200];
+    fill(&c, "k", 10_000, 200);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let (c, stop) = (c.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                c.flush_all(0);
+                std::thread::yield_now();
+            }
+        })
+    };
+    for round in 0..20 {
+        for i in 0..2_000 {
+            let k = format!("k{}", (i * 7 + round) % 3_000);
+            c.store(StoreMode::Set, k.as_bytes(), 0, 0, &value, 0);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flusher.join().unwrap();
+    audit(&c);
+}
+
+#[test]
+fn a_failed_set_leaves_no_old_value() {
+    let c = cache(1 << 20, false);
+    fill(&c, "k", 100_000, 100);
+    // A value of another class, with no room and no eviction.
+    let big = vec![b'b'; 5000];
+    assert_eq!(
+        c.store(StoreMode::Set, b"k0", 0, 0, &big, 0).0,
+        StoreResult::NoMemory
+    );
+    assert!(c.get(b"k0", None).is_none());
+    audit(&c);
+}

@@ -13,7 +13,7 @@
 //! | 12 | 4 | `exptime`: relative expiry, 0 = never |
 //! | 16 | 4 | `nbytes`: value length |
 //! | 20 | 1 | `nkey`: key length |
-//! | 21 | 1 | `iflags`: [`FETCHED`], [`HAS_FLAGS`], [`HAS_CAS`], [`LINKED`] |
+//! | 21 | 1 | `iflags`: [`FETCHED`], [`HAS_FLAGS`], [`HAS_CAS`], [`LINKED`], [`TOKEN_SENT`], [`STALE`], [`KEY_BINARY`] |
 //! | 22 | 6 | CAS unique (48 bits), only with CAS on (not with `-C`) |
 //! | … | 4 | client flags, only when not 0 |
 //! | … | `nkey` | key |
@@ -58,6 +58,18 @@ pub const FETCHED: u8 = 1;
 pub const HAS_FLAGS: u8 = 2;
 /// `iflags`: 6 bytes of CAS follow the fixed header.
 pub const HAS_CAS: u8 = 4;
+/// `iflags`: a meta get handed out the win token for this item
+/// (memcached's `ITEM_TOKEN_SENT`).
+pub const TOKEN_SENT: u8 = 16;
+/// `iflags`: the item was invalidated (`md ... I`) and is stale
+/// (memcached's `ITEM_STALE`).
+pub const STALE: u8 = 32;
+/// `iflags`: the key was given base64-encoded (meta `b` flag), so meta
+/// replies show it encoded (memcached's `ITEM_KEY_BINARY`).
+pub const KEY_BINARY: u8 = 64;
+/// The `iflags` a caller may set on a new item or change later.
+pub const META_FLAGS: u8 = TOKEN_SENT | STALE | KEY_BINARY;
+
 /// `iflags`: the item is in the hash table and an LRU (memcached's
 /// `ITEM_LINKED`); a chunk without it is free.
 pub const LINKED: u8 = 8;
@@ -185,6 +197,11 @@ impl<'a> ItemView<'a> {
         self.iflags() & LINKED != 0
     }
 
+    /// The meta flags ([`META_FLAGS`]) set on the item.
+    pub fn meta(&self) -> u8 {
+        self.iflags() & META_FLAGS
+    }
+
     /// Bytes the item takes.
     pub fn size(&self) -> usize {
         self.key_off() + self.mem[NKEY] as usize + get_u32(self.mem, NBYTES) as usize
@@ -229,6 +246,8 @@ pub struct NewItem<'a> {
     pub exptime: u32,
     /// CAS unique, `None` with CAS off.
     pub cas: Option<u64>,
+    /// Meta flags to start with ([`META_FLAGS`]).
+    pub meta: u8,
 }
 
 impl NewItem<'_> {
@@ -264,7 +283,7 @@ impl NewItem<'_> {
         set_u32(mem, EXPTIME, self.exptime);
         set_u32(mem, NBYTES, self.nbytes() as u32);
         mem[NKEY] = self.key.len() as u8;
-        mem[IFLAGS] = iflags;
+        mem[IFLAGS] = iflags | (self.meta & META_FLAGS);
         let mut off = HEADER_FIXED;
         if let Some(cas) = self.cas {
             write_cas(mem, cas);
@@ -284,6 +303,18 @@ impl NewItem<'_> {
 /// Mark an item fetched.
 pub(crate) fn set_fetched(mem: &mut [u8]) {
     mem[IFLAGS] |= FETCHED;
+}
+
+/// Set or clear meta flags ([`META_FLAGS`]).
+pub(crate) fn set_meta(mem: &mut [u8], set: u8, clear: u8) {
+    mem[IFLAGS] = (mem[IFLAGS] & !(clear & META_FLAGS)) | (set & META_FLAGS);
+}
+
+/// Overwrite the CAS (meta invalidation gives the item a new one).
+pub(crate) fn set_cas(mem: &mut [u8], cas: u64) {
+    if mem[IFLAGS] & HAS_CAS != 0 {
+        write_cas(mem, cas);
+    }
 }
 
 /// Mark an item linked or not.
@@ -337,6 +368,7 @@ mod tests {
                 flags,
                 exptime: 42,
                 cas,
+                meta: STALE,
             };
             let mut mem = vec![0xaa; n.size() + 10];
             n.write(&mut mem, 1000);
@@ -348,6 +380,7 @@ mod tests {
             assert_eq!((v.exptime(), v.time()), (42, 1000));
             assert_eq!(v.size(), n.size());
             assert!(!v.fetched());
+            assert_eq!(v.meta(), STALE);
             set_fetched(&mut mem);
             assert!(ItemView::new(&mem).fetched());
         }
@@ -362,6 +395,7 @@ mod tests {
             flags: 0,
             exptime: 0,
             cas: Some(1),
+            meta: 0,
         };
         let mut mem = vec![0; n.size()];
         n.write(&mut mem, 0);

@@ -19,6 +19,7 @@
 
 mod evict;
 pub mod items;
+pub mod meta;
 pub mod shard;
 pub mod slabs;
 
@@ -186,6 +187,16 @@ impl CacheConfig {
             ..CacheConfig::from_settings(&crate::settings::Settings::default())
         }
     }
+}
+
+/// Options of a store that only the meta protocol uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOpts {
+    /// Meta flags the new item starts with (`items::KEY_BINARY`).
+    pub meta: u8,
+    /// `ms ... I`: a CAS older than the item's still stores, marking the
+    /// value stale (memcached's `set_stale`).
+    pub set_stale: bool,
 }
 
 /// Per-class figures for `stats items` and `stats slabs`.
@@ -541,6 +552,23 @@ impl Cache {
         data: &[u8],
         req_cas: u64,
     ) -> (StoreResult, u64) {
+        let opts = StoreOpts::default();
+        self.store_ext(mode, key, flags, exptime, data, req_cas, opts)
+    }
+
+    /// [`Cache::store`] with the meta protocol's options.
+    #[allow(clippy::too_many_arguments)]
+    pub fn store_ext(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        data: &[u8],
+        req_cas: u64,
+        opts: StoreOpts,
+    ) -> (StoreResult, u64) {
+        let mut meta = opts.meta;
         let now = self.clock.now();
         let (hash, mut sh) = self.locate(key);
         if !matches!(mode, StoreMode::Append | StoreMode::Prepend) {
@@ -565,12 +593,21 @@ impl Cache {
             }
             (StoreMode::Cas, Some(h)) => {
                 let class = sh.class_of(h);
-                if req_cas == 0 || sh.view(h).cas() != req_cas {
+                let v = sh.view(h);
+                if req_cas != 0 && v.cas() == req_cas {
+                    sh.classes[class].stats.cas_hits += 1;
+                    (flags, exptime)
+                } else if opts.set_stale && req_cas != 0 && req_cas < v.cas() {
+                    // An older CAS may still store, as a stale value: the
+                    // old item's exptime and win token carry over.
+                    meta |= items::STALE | (v.meta() & items::TOKEN_SENT);
+                    let exp = v.exptime();
+                    sh.classes[class].stats.cas_hits += 1;
+                    (flags, exp)
+                } else {
                     sh.classes[class].stats.cas_badval += 1;
                     return (StoreResult::Exists, 0);
                 }
-                sh.classes[class].stats.cas_hits += 1;
-                (flags, exptime)
             }
             (StoreMode::Append | StoreMode::Prepend, Some(h)) => {
                 let v = sh.view(h);
@@ -592,6 +629,7 @@ impl Cache {
             flags,
             exptime,
             cas: self.use_cas.then_some(0),
+            meta,
         };
         if let Some(old_data) = &joined {
             item.data = if mode == StoreMode::Append {
@@ -694,6 +732,7 @@ impl Cache {
             flags: v.flags(),
             exptime: v.exptime(),
             cas: self.use_cas.then_some(0),
+            meta: 0,
         };
         let size = item.size();
         let new_class = self.classes.class_for(size);

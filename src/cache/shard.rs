@@ -562,6 +562,7 @@ mod tests {
             flags: 0,
             exptime: 0,
             cas: Some(1),
+            meta: 0,
         }
     }
 

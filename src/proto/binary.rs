@@ -419,6 +419,7 @@ fn update(
         cas,
         vlen,
         bin: Some(req),
+        meta: None,
     })
 }
 

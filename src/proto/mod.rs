@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod binary;
 pub mod get;
+pub mod meta;
 pub mod number;
 pub mod text;

@@ -47,6 +47,8 @@ pub struct PendingStore {
     pub vlen: usize,
     /// For a binary request, what its reply needs.
     pub bin: Option<super::binary::BinReq>,
+    /// For `ms`, what its reply needs.
+    pub meta: Option<super::meta::MetaStore>,
 }
 
 /// What the connection does after a command line.
@@ -240,6 +242,10 @@ pub fn process_command(
         }
         process_update(server, sess, &t, mode, out)
     };
+    // Meta commands are all two letters, starting with `m`.
+    if cmd.len() == 2 && cmd[0] == b'm' {
+        return super::meta::process(server, sess, &t, out);
+    }
     match cmd {
         b"get" | b"gets" | b"gat" | b"gats" | b"bget" => {
             if want(n >= 3, sess, out) {
@@ -374,6 +380,7 @@ fn process_update(
         cas,
         vlen,
         bin: None,
+        meta: None,
     })
 }
 
@@ -388,6 +395,9 @@ pub fn complete_nread(
 ) {
     if let Some(req) = p.bin {
         return super::binary::complete_store(server, req, p, data, out);
+    }
+    if let Some(m) = &p.meta {
+        return super::meta::complete_mset(server, m, p, data, out);
     }
     let s = &server.stats;
     s.cmd_set.fetch_add(1, Ordering::Relaxed);

@@ -886,6 +886,80 @@ fn corpus() -> Vec<Case> {
         }
     }
 
+    // --- meta commands --------------------------------------------------------------
+    let k = c.case("meta set and get with return flags");
+    c.send(format!(
+        "ms {k}a 5 F7 T0\r\nhello\r\nmg {k}a v s f t c k Oab\r\nmg {k}a\r\nmg {k}a k\r\n\
+         mg {k}a s v\r\nmg {k}a h l\r\nmg {k}a h\r\nmg {k}x v\r\nmg {k}x k O123 v\r\n\
+         ms {k}b 0\r\n\r\nmg {k}b v s\r\nms {k}c 2 T100 c k\r\nhi\r\nmg {k}c t v\r\n"
+    ));
+
+    let k = c.case("meta quiet mode");
+    c.send(format!(
+        "ms {k}a 1 q\r\na\r\nmg {k}a v q\r\nmg {k}x v q\r\nmg {k}x q k\r\nmd {k}a q\r\n\
+         md {k}a q\r\nma {k}n q\r\nma {k}n q N0 J3\r\nma {k}n q\r\nmg {k}n v\r\n\
+         ms {k}b 1 q ME\r\nb\r\nms {k}b 1 q ME\r\nb\r\nmn\r\n"
+    ));
+
+    let k = c.case("meta set modes");
+    c.send(format!(
+        "ms {k}a 1 ME\r\na\r\nms {k}a 1 ME\r\nb\r\nms {k}a 1 MA\r\nc\r\nms {k}a 1 MP\r\nd\r\n\
+         mg {k}a v\r\nms {k}x 1 MR\r\nx\r\nms {k}a 1 MR\r\nr\r\nms {k}a 1 MS\r\ns\r\n\
+         ms {k}y 1 MA\r\ny\r\nms {k}a 1 MZ\r\nz\r\nms {k}a 1 M\r\nz\r\nmg {k}a v\r\n"
+    ));
+
+    let k = c.case("meta CAS");
+    c.send(format!("ms {k}a 1 c\r\na\r\nmg {k}a c v\r\n"));
+    c.send(format!(
+        "ms {k}a 1 C{{CAS+1}}\r\nb\r\nms {k}a 1 C{{CAS}} c\r\nc\r\nmg {k}a v c\r\n"
+    ));
+    c.send(format!(
+        "md {k}a C{{CAS+1}}\r\nma {k}a C{{CAS+1}}\r\nms {k}x 1 C1\r\nx\r\nmd {k}a C{{CAS}}\r\nmg {k}a\r\n"
+    ));
+
+    let k = c.case("meta arithmetic");
+    c.send(format!(
+        "ma {k}n\r\nma {k}n N0 J10 v\r\nma {k}n v\r\nma {k}n D5 v t c\r\nma {k}n MD D100 v\r\n\
+         ma {k}n M- v\r\nma {k}n M+ D18446744073709551615 v\r\nma {k}n MX\r\nset {k}s 0 0 1\r\nx\r\n\
+         ma {k}s\r\nma {k}n T100 t v\r\nma {k}n Oq k\r\nma {k}m N100 J7 t v\r\nma {k}z Oz k\r\n\
+         ma {k}n Dx\r\nma {k}n Jx N0\r\n"
+    ));
+
+    let k = c.case("meta invalidation and win tokens");
+    c.send(format!(
+        "ms {k}a 1 T100\r\na\r\nmd {k}a I T30\r\nmg {k}a v c t\r\nmg {k}a v\r\nmd {k}x I\r\n\
+         mg {k}v N30 v t\r\nmg {k}v N30 v t\r\nmg {k}v v\r\nms {k}r 1 T5\r\nr\r\n\
+         mg {k}r R30 v\r\nmg {k}r R30 v\r\nmg {k}r v\r\n"
+    ));
+    c.send(format!("mg {k}a c\r\n"));
+    c.send(format!(
+        "ms {k}a 1 I C{{CAS+1}}\r\nb\r\nms {k}a 1 I C1\r\nc\r\nmg {k}a v\r\n"
+    ));
+
+    let k = c.case("meta base64 keys");
+    c.send(format!(
+        "ms {k}YQ== 1 b k\r\na\r\nmg {k}YQ== b k v\r\nmg {k}YQ== b\r\nms YWJj 2 b k c\r\nxy\r\n\
+         mg YWJj b v k\r\nget abc\r\nmd YWJj b k q\r\nmg YWJj b v\r\nmg !!!! b\r\nmd !!!! b\r\n"
+    ));
+
+    let k = c.case("meta errors");
+    c.send(format!(
+        "mg\r\nmg {k}a s s\r\nmg {k}a !\r\nmg {k}a xyz\r\nmg {k}a Oabcdefghijklmnopqrstuvwxyz0123456789\r\n\
+         md {k}a s s\r\nma {k}a q q\r\nmx {k}a\r\nms {k}a\r\nms {k}a x\r\nms {k}a -1\r\n\
+         mg {k}a a b c d e f g h i j k l m n o p q r s t u v w\r\nmg {} v\r\nme {k}nope\r\n\
+         ms {k}a 2 Tx\r\nab\r\nms {k}a 2 Fx\r\nab\r\nmg {k}a Tx\r\nmn\r\n",
+        long_key(&k, 251)
+    ));
+
+    let k = c.case("meta bad data chunk");
+    c.send(format!("ms {k}a 2\r\nabc\r\nmg {k}a v\r\n"));
+
+    let k = c.case("meta and classic commands share items");
+    c.send(format!(
+        "set {k}a 3 0 2\r\nhi\r\nmg {k}a v f\r\nms {k}b 2 F9\r\nyo\r\ngets {k}b\r\n\
+         mg {k}b c\r\nincr {k}c 1\r\nma {k}c N0 J1\r\nincr {k}c 1\r\nmg {k}c v\r\n"
+    ));
+
     // --- time (keep last: the only sleeps) --------------------------------------------
     let k = c.case("expiry, touch and gat over time");
     c.send(format!(
@@ -946,6 +1020,9 @@ fn count(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
+/// The two-letter codes of meta replies.
+const META_CODES: &[&[u8]] = &[b"HD", b"VA", b"EN", b"NF", b"NS", b"EX", b"MN", b"ME"];
+
 /// Replace the CAS of every `VALUE` line by `C<i>` (see the module doc),
 /// remembering the raw value for `{CAS}`.
 fn normalise(reply: &[u8], st: &mut CasState) -> Vec<u8> {
@@ -964,6 +1041,46 @@ fn normalise(reply: &[u8], st: &mut CasState) -> Vec<u8> {
             .get(3)
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| t.parse::<usize>().ok());
+        if let Some(code) = toks.first().filter(|t| META_CODES.contains(t)) {
+            // Meta reply: its `c<cas>` flag (or `cas=` for `me`) is a CAS;
+            // `VA <n>` is followed by n bytes of value; `me`'s `cls=` and
+            // `size=` describe memcached's slabs, not the item.
+            for (i, t) in toks.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                let cas = t
+                    .strip_prefix(b"cas=")
+                    .map(|c| (&b"cas="[..], c))
+                    .or_else(|| t.strip_prefix(b"c").map(|c| (&b"c"[..], c)))
+                    .filter(|_| i > 0)
+                    .and_then(|(p, c)| {
+                        Some((p, std::str::from_utf8(c).ok()?.parse::<u64>().ok()?))
+                    });
+                if let Some((prefix, cas)) = cas {
+                    let next = st.ids.len();
+                    let id = *st.ids.entry(cas).or_insert(next);
+                    st.last = Some(cas);
+                    out.extend_from_slice(prefix);
+                    out.extend_from_slice(format!("C{id}").as_bytes());
+                } else if *code == b"ME" && (t.starts_with(b"cls=") || t.starts_with(b"size=")) {
+                    out.extend_from_slice(&t[..t.iter().position(|&b| b == b'=').unwrap() + 1]);
+                    out.push(b'*');
+                } else {
+                    out.extend_from_slice(t);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            let va = std::str::from_utf8(toks.get(1).copied().unwrap_or_default())
+                .ok()
+                .and_then(|t| t.parse::<usize>().ok());
+            if let (b"VA", Some(n)) = (*code, va) {
+                let end = (pos + n + 2).min(reply.len());
+                out.extend_from_slice(&reply[pos..end]);
+                pos = end;
+            }
+            continue;
+        }
         match (toks.first(), nbytes) {
             (Some(&b"VALUE"), Some(n)) if toks.len() == 4 || toks.len() == 5 => {
                 if toks.len() == 5 {

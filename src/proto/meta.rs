@@ -81,12 +81,12 @@ fn preparse<'a>(
         seen[o as usize] = true;
         let arg = &tok[1..];
         match o {
-            b'b' => match base64::engine::general_purpose::STANDARD.decode(&**key) {
-                Ok(k) if !k.is_empty() => {
+            b'b' => match decode_key(key) {
+                Some(k) => {
                     *key = Cow::Owned(k);
                     f.key_binary = true;
                 }
-                _ => {
+                None => {
                     err = Some(b"CLIENT_ERROR error decoding key");
                     f.key_binary = true;
                 }
@@ -138,6 +138,32 @@ fn preparse<'a>(
         Some(e) => Err(e),
         None => Ok(f),
     }
+}
+
+/// memcached's `base64_decode`: characters outside the alphabet are
+/// skipped, the rest must come in whole groups of four, and decoding stops
+/// after the first group with padding. `None` where memcached returns 0.
+pub fn decode_key(key: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let valid: Vec<u8> = key
+        .iter()
+        .copied()
+        .filter(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+        .collect();
+    if valid.is_empty() || !valid.len().is_multiple_of(4) {
+        return None;
+    }
+    let end = valid
+        .chunks(4)
+        .position(|g| g.contains(&b'='))
+        .map_or(valid.len(), |i| (i + 1) * 4);
+    LENIENT.decode(&valid[..end]).ok().filter(|k| !k.is_empty())
 }
 
 /// memcached's `out_errstring`: an error is sent even in quiet mode.
@@ -659,9 +685,9 @@ fn mexamine(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
     }
     let mut key = Cow::Borrowed(t.get(1));
     if n >= 4 && t.get(2) == b"b" {
-        match base64::engine::general_purpose::STANDARD.decode(&*key) {
-            Ok(k) if !k.is_empty() => key = Cow::Owned(k),
-            _ => return error(out, b"CLIENT_ERROR bad command line format"),
+        match decode_key(&key) {
+            Some(k) => key = Cow::Owned(k),
+            None => return error(out, b"CLIENT_ERROR bad command line format"),
         }
     }
     server.stats.cmd_meta.fetch_add(1, Ordering::Relaxed);
@@ -754,6 +780,17 @@ mod tests {
              CLIENT_ERROR invalid flag\r\n\
              CLIENT_ERROR duplicate flag\r\n"
         );
+    }
+
+    #[test]
+    fn base64_decoding_is_memcacheds() {
+        assert_eq!(decode_key(b"YWJj").as_deref(), Some(&b"abc"[..]));
+        // Characters outside the alphabet are skipped.
+        assert_eq!(decode_key(b"c121_YQ==").unwrap().len(), 4);
+        assert_eq!(decode_key(b"!!!!"), None);
+        assert_eq!(decode_key(b"YWJ"), None);
+        // Decoding stops after the first padded group.
+        assert_eq!(decode_key(b"YQ==YWJj").as_deref(), Some(&b"a"[..]));
     }
 
     #[test]

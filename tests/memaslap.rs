@@ -1,6 +1,6 @@
 //! Smoke runs of libmemcached-tools against rmemcached: `memaslap`
 //! (Debian's `memcaslap`) over TCP and UDP, including UDP multi-gets, and
-//! `memcapable` (Debian's `memccapable`) for the ASCII protocol. The tools
+//! `memcapable` (Debian's `memccapable`) for the ASCII and binary protocols. The tools
 //! must be installed (`.ci/run` installs libmemcached-tools): a missing tool
 //! is a failure, never a skip.
 mod common;
@@ -226,20 +226,13 @@ fn memaslap_udp_multiget() {
     assert!(r.contains_key("verify_failed"), "{r:?}");
 }
 
+/// memcapable's whole run: its 27 ASCII tests and 27 binary tests.
 #[test]
-fn memcapable_ascii() {
+fn memcapable_ascii_and_binary() {
     let tool = find_tool(&["memccapable", "memcapable"]);
     let server = common::start_server(&[]);
     let mut cmd = Command::new(&tool);
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &server.port.to_string(),
-        "-a",
-        "-t",
-        "2",
-    ]);
+    cmd.args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "-t", "2"]);
     let (out, late) = run_with_deadline(cmd, 60);
     assert!(!late, "memcapable still running after 60 s");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -253,8 +246,22 @@ fn memcapable_ascii() {
         failed.is_empty(),
         "memcapable ASCII failures: {failed:#?}\n{all}"
     );
-    let passed = stdout.lines().filter(|l| l.contains("[pass]")).count();
-    assert!(passed >= 27, "only {passed} ASCII tests passed\n{all}");
+    let passed = |set: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(set) && l.contains("[pass]"))
+            .count()
+    };
+    assert!(
+        passed("ascii") >= 27,
+        "ASCII tests passed: {}\n{all}",
+        passed("ascii")
+    );
+    assert!(
+        passed("binary") >= 27,
+        "binary tests passed: {}\n{all}",
+        passed("binary")
+    );
     assert!(stdout.contains("All tests passed"), "{all}");
     assert!(out.status.success(), "exit {:?}\n{all}", out.status);
 }

@@ -6,7 +6,8 @@
 //! (they would wait for a reply to a request never sent): the UDP test uses
 //! the commands that do flush (`version`, the store commands, `cas`,
 //! `delete`, `touch`, `flush_with_delay`) and checks the results with raw
-//! UDP requests. The binary protocol is not tested (not implemented yet).
+//! UDP requests. The crate's default mode, the binary protocol, is tested in
+//! `tests/clients_binary.rs`.
 mod common;
 
 use std::collections::HashMap;

@@ -384,6 +384,7 @@ impl Conn {
                     if self.wpos >= self.wbuf.len() {
                         self.wbuf.clear();
                         self.wpos = 0;
+                        self.sess.held.clear();
                         if self.close_after_write {
                             self.set_state(ConnState::Closing);
                         } else {
@@ -620,6 +621,7 @@ impl Conn {
                     get_budget: udp::MAX_REPLY,
                     ..Session::default()
                 };
+                self.sess.held.clear();
                 if udp::process_datagram(server, &mut self.sess, payload, &mut reply) {
                     server.request_shutdown();
                 }

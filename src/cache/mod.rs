@@ -690,9 +690,18 @@ impl Cache {
     /// decimal number; `incr` wraps at 2^64, `decr` stops at 0. A result no
     /// longer than the old value is padded with spaces to the old length
     /// and written in place, as memcached does; a longer one is a new item.
-    /// With `req_cas` not 0, the item's CAS must match. On success, also
+    /// With `req_cas` not 0, the item's CAS must match. Without `in_place`
+    /// (an unsent reply still holds the item, in memcached's terms) the
+    /// result is always a new item of exactly its length. On success, also
     /// returns the item's new CAS.
-    pub fn delta(&self, key: &[u8], incr: bool, delta: u64, req_cas: u64) -> (DeltaResult, u64) {
+    pub fn delta(
+        &self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        req_cas: u64,
+        in_place: bool,
+    ) -> (DeltaResult, u64) {
         let now = self.clock.now();
         let (hash, mut sh) = self.locate(key);
         let Some(h) = self.find_live(&mut sh, hash, key, now) else {
@@ -719,7 +728,7 @@ impl Cache {
         }
         let mut data = value.to_string().into_bytes();
         let old_len = sh.view(h).data().len();
-        if data.len() <= old_len {
+        if in_place && data.len() <= old_len {
             data.resize(old_len, b' ');
             let cas = self.next_cas();
             items::rewrite_value(sh.mem_mut(h), &data, cas);

@@ -53,7 +53,10 @@ fn concurrent_incr_loses_no_update() {
             let c = c.clone();
             std::thread::spawn(move || {
                 for _ in 0..10_000 {
-                    assert!(matches!(c.delta(b"n", true, 1, 0).0, DeltaResult::Ok(_)));
+                    assert!(matches!(
+                        c.delta(b"n", true, 1, 0, true).0,
+                        DeltaResult::Ok(_)
+                    ));
                 }
             })
         })
@@ -127,7 +130,7 @@ fn bytes_return_to_zero_after_deletes() {
         let k = format!("k{i}");
         c.store(StoreMode::Set, k.as_bytes(), 1, 0, b"12", 0);
         c.store(StoreMode::Append, k.as_bytes(), 0, 0, b"34", 0);
-        c.delta(k.as_bytes(), true, 99_999_999, 0);
+        c.delta(k.as_bytes(), true, 99_999_999, 0, true);
     }
     for i in 0..100 {
         assert!(c.delete(format!("k{i}").as_bytes()));

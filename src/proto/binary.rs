@@ -309,12 +309,16 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             update(server, req, cmd, mode, key, 0, 0, h.cas, vlen, out)
         }
         op::GET | op::GETK if extlen == 0 && vlen == 0 && keylen > 0 => {
-            get_or_touch(server, req, cmd, key, None, out);
+            if get_or_touch(server, req, cmd, key, None, out) {
+                sess.hold(key);
+            }
             Action::Continue
         }
         op::TOUCH | op::GAT | op::GATK if extlen == 4 && keylen != 0 => {
             let exp = exptime(server, ext32(ext, 0));
-            get_or_touch(server, req, cmd, key, Some(exp), out);
+            if get_or_touch(server, req, cmd, key, Some(exp), out) {
+                sess.hold(key);
+            }
             Action::Continue
         }
         op::DELETE if keylen > 0 && extlen == 0 && vlen == 0 => {
@@ -322,7 +326,17 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             Action::Continue
         }
         op::INCREMENT | op::DECREMENT if keylen > 0 && extlen == 20 && vlen == 0 => {
-            arithmetic(server, req, cmd == op::INCREMENT, key, ext, h.cas, out);
+            let in_place = !sess.holds(key);
+            arithmetic(
+                server,
+                req,
+                cmd == op::INCREMENT,
+                key,
+                ext,
+                h.cas,
+                in_place,
+                out,
+            );
             Action::Continue
         }
         op::STAT if extlen == 0 => {
@@ -456,7 +470,7 @@ pub fn complete_store(
     error(out, req, status);
 }
 
-/// `process_bin_get_or_touch`.
+/// `process_bin_get_or_touch`. Returns whether it was a hit.
 fn get_or_touch(
     server: &Server,
     req: BinReq,
@@ -464,7 +478,7 @@ fn get_or_touch(
     key: &[u8],
     touch: Option<u32>,
     out: &mut Vec<u8>,
-) {
+) -> bool {
     let with_key = cmd == op::GETK || cmd == op::GATK;
     let with_value = cmd != op::TOUCH;
     let hit = server.cache.get_with(key, touch, |it| {
@@ -490,11 +504,11 @@ fn get_or_touch(
     count.fetch_add(1, Ordering::Relaxed);
     if hit.is_some() {
         hits.fetch_add(1, Ordering::Relaxed);
-        return;
+        return true;
     }
     misses.fetch_add(1, Ordering::Relaxed);
     if req.quiet {
-        return;
+        return false;
     }
     if with_key {
         header(out, req, Status::KeyEnoent, 0, key.len(), key.len(), 0);
@@ -502,6 +516,7 @@ fn get_or_touch(
     } else {
         error(out, req, Status::KeyEnoent);
     }
+    false
 }
 
 /// `process_bin_delete`.
@@ -522,6 +537,7 @@ fn delete(server: &Server, req: BinReq, key: &[u8], cas: u64, out: &mut Vec<u8>)
 
 /// `complete_incr_bin`: extras are delta (8), initial (8), exptime (4);
 /// a miss creates the item with `initial` unless exptime is all ones.
+#[allow(clippy::too_many_arguments)]
 fn arithmetic(
     server: &Server,
     req: BinReq,
@@ -529,6 +545,7 @@ fn arithmetic(
     key: &[u8],
     ext: &[u8],
     cas: u64,
+    in_place: bool,
     out: &mut Vec<u8>,
 ) {
     let delta = u64::from_be_bytes(ext[0..8].try_into().expect("8 bytes"));
@@ -540,7 +557,7 @@ fn arithmetic(
     } else {
         (&s.decr_hits, &s.decr_misses)
     };
-    match server.cache.delta(key, incr, delta, cas) {
+    match server.cache.delta(key, incr, delta, cas, in_place) {
         (DeltaResult::Ok(v), cas) => {
             hits.fetch_add(1, Ordering::Relaxed);
             respond(out, req, cas, &v.to_be_bytes());

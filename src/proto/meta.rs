@@ -199,12 +199,11 @@ fn put_opaque(out: &mut Vec<u8>, tok: &[u8]) -> Result<(), &'static [u8]> {
 
 /// Dispatch a two-letter command that starts with `m`.
 pub fn process(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
-    let _ = sess;
     match t.get(0)[1] {
-        b'g' => mget(server, t, out),
+        b'g' => mget(server, sess, t, out),
         b's' => return mset(server, t, out),
         b'd' => mdelete(server, t, out),
-        b'a' => marithmetic(server, t, out),
+        b'a' => marithmetic(server, sess, t, out),
         b'e' => mexamine(server, t, out),
         b'n' => {
             out.extend_from_slice(b"MN\r\n");
@@ -235,7 +234,7 @@ fn start<'a>(t: &Tokens<'a>, out: &mut Vec<u8>, too_long: &[u8]) -> Option<Cow<'
 }
 
 /// `mg <key> <flags>*`.
-fn mget(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
+fn mget(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
     let Some(mut key) = start(t, out, b"CLIENT_ERROR options flags are too long") else {
         return;
     };
@@ -320,6 +319,7 @@ fn mget(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
     match hit {
         Some(Ok(())) => {
             hits.fetch_add(1, Ordering::Relaxed);
+            sess.hold(&key);
         }
         Some(Err(e)) => {
             hits.fetch_add(1, Ordering::Relaxed);
@@ -549,7 +549,7 @@ fn mdelete(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
 }
 
 /// `ma <key> <flags>*`.
-fn marithmetic(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
+fn marithmetic(server: &Server, sess: &Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
     let Some(mut key) = start(t, out, b"CLIENT_ERROR options flags too long") else {
         return;
     };
@@ -570,42 +570,45 @@ fn marithmetic(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
     };
     let delta = f.delta.unwrap_or(1);
     let mut created = false;
-    let (code, value): (&[u8], Option<u64>) =
-        match server.cache.delta(&key, incr, delta, f.cas.unwrap_or(0)).0 {
-            DeltaResult::Ok(v) => {
-                hits.fetch_add(1, Ordering::Relaxed);
-                (b"", Some(v))
-            }
-            DeltaResult::NonNumeric => {
-                return error(
-                    out,
-                    b"CLIENT_ERROR cannot increment or decrement non-numeric value",
-                )
-            }
-            DeltaResult::NoMemory => return error(out, b"SERVER_ERROR out of memory"),
-            DeltaResult::Exists => (b"EX", None),
-            DeltaResult::NotFound if f.vivify.is_some() => {
-                let v = f.initial.to_string();
-                match server
-                    .cache
-                    .store(StoreMode::Add, &key, 0, 0, v.as_bytes(), 0)
-                    .0
-                {
-                    StoreResult::Stored => {
-                        created = true;
-                        (b"", Some(f.initial))
-                    }
-                    StoreResult::NoMemory => {
-                        return error(out, b"SERVER_ERROR Out of memory allocating new item")
-                    }
-                    _ => (b"NS", None),
+    let (code, value): (&[u8], Option<u64>) = match server
+        .cache
+        .delta(&key, incr, delta, f.cas.unwrap_or(0), !sess.holds(&key))
+        .0
+    {
+        DeltaResult::Ok(v) => {
+            hits.fetch_add(1, Ordering::Relaxed);
+            (b"", Some(v))
+        }
+        DeltaResult::NonNumeric => {
+            return error(
+                out,
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value",
+            )
+        }
+        DeltaResult::NoMemory => return error(out, b"SERVER_ERROR out of memory"),
+        DeltaResult::Exists => (b"EX", None),
+        DeltaResult::NotFound if f.vivify.is_some() => {
+            let v = f.initial.to_string();
+            match server
+                .cache
+                .store(StoreMode::Add, &key, 0, 0, v.as_bytes(), 0)
+                .0
+            {
+                StoreResult::Stored => {
+                    created = true;
+                    (b"", Some(f.initial))
                 }
+                StoreResult::NoMemory => {
+                    return error(out, b"SERVER_ERROR Out of memory allocating new item")
+                }
+                _ => (b"NS", None),
             }
-            DeltaResult::NotFound => {
-                misses.fetch_add(1, Ordering::Relaxed);
-                (b"NF", None)
-            }
-        };
+        }
+        DeltaResult::NotFound => {
+            misses.fetch_add(1, Ordering::Relaxed);
+            (b"NF", None)
+        }
+    };
     let Some(value) = value else {
         let mut line = code.to_vec();
         for i in 2..t.ntokens() - 1 {

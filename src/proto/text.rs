@@ -91,6 +91,26 @@ pub struct Session {
     /// Reply bytes one retrieval may queue before it pauses (see
     /// `proto::get`).
     pub get_budget: usize,
+    /// Keys that binary and meta gets answered since the replies were last
+    /// written out. memcached's reply holds a reference to such an item
+    /// until it is sent, and `incr`/`decr` then make a new item instead of
+    /// rewriting the held one in place; the value's length shows it.
+    pub held: Vec<Vec<u8>>,
+}
+
+impl Session {
+    /// Remember that an unsent reply holds the item of `key`.
+    pub fn hold(&mut self, key: &[u8]) {
+        if self.held.len() < 64 && !self.held.iter().any(|k| k == key) {
+            self.held.push(key.to_vec());
+        }
+    }
+
+    /// Whether an unsent reply holds the item of `key` (after 64 held keys,
+    /// any key is taken as held).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.held.len() >= 64 || self.held.iter().any(|k| k == key)
+    }
 }
 
 impl Default for Session {
@@ -99,6 +119,7 @@ impl Default for Session {
             noreply: false,
             unsent: 0,
             get_budget: STREAM_GET_BUDGET,
+            held: Vec::new(),
         }
     }
 }
@@ -449,7 +470,7 @@ fn process_arithmetic(
     } else {
         (&s.decr_hits, &s.decr_misses)
     };
-    match server.cache.delta(key, incr, delta, 0).0 {
+    match server.cache.delta(key, incr, delta, 0, true).0 {
         DeltaResult::Ok(v) => {
             hits.fetch_add(1, Ordering::Relaxed);
             out_string(sess, out, v.to_string().as_bytes());

@@ -141,6 +141,9 @@ pub struct Conn {
     /// Framed UDP datagrams not yet sent, with their destinations. Filled
     /// when `sendto` hits `EAGAIN`; drained when the socket is writable.
     udp_out: VecDeque<udp::Outgoing>,
+    /// A sent message's reply buffer, kept for the next datagram's reply so
+    /// that a request costs no allocation.
+    udp_spare: Vec<u8>,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -176,6 +179,7 @@ impl Conn {
             paused_get: None,
             last_cmd_time: now,
             udp_out: VecDeque::new(),
+            udp_spare: Vec::new(),
         }
     }
 
@@ -609,7 +613,8 @@ impl Conn {
             .stats
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
-        let mut reply = Vec::new();
+        let mut reply = std::mem::take(&mut self.udp_spare);
+        reply.clear();
         let id = match udp::parse_request(&self.rbuf[..n]) {
             udp::Request::Drop => return Ok(()),
             udp::Request::MultiPacket(h) => {
@@ -650,7 +655,12 @@ impl Conn {
                     .fetch_add(n as u64, Ordering::Relaxed);
                 o.next += 1;
             }
-            self.udp_out.pop_front();
+            if let Some(o) = self.udp_out.pop_front() {
+                // Keep a modest buffer for the next reply.
+                if o.reply.capacity() <= 64 * 1024 {
+                    self.udp_spare = o.reply;
+                }
+            }
         }
         Ok(())
     }

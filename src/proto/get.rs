@@ -136,13 +136,19 @@ pub fn serve_keys(
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
 pub fn write_value(out: &mut Vec<u8>, it: ItemView<'_>, cas: bool) {
-    use std::io::Write as _;
     let data = it.data();
+    let key = it.key();
+    let mut num = itoa::Buffer::new();
+    out.reserve(key.len() + data.len() + 48);
     out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(it.key());
-    let _ = write!(out, " {} {}", it.flags(), data.len());
+    out.extend_from_slice(key);
+    out.push(b' ');
+    out.extend_from_slice(num.format(it.flags()).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(num.format(data.len()).as_bytes());
     if cas {
-        let _ = write!(out, " {}", it.cas());
+        out.push(b' ');
+        out.extend_from_slice(num.format(it.cas()).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);

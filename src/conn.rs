@@ -144,6 +144,10 @@ pub struct Conn {
     /// A sent message's reply buffer, kept for the next datagram's reply so
     /// that a request costs no allocation.
     udp_spare: Vec<u8>,
+    /// Receive buffers of a UDP connection (see `udp_batch`).
+    udp_batch: crate::udp_batch::RecvBatch,
+    /// Send state of a UDP connection.
+    udp_send: crate::udp_batch::SendBatch,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -180,6 +184,8 @@ impl Conn {
             last_cmd_time: now,
             udp_out: VecDeque::new(),
             udp_spare: Vec::new(),
+            udp_batch: Default::default(),
+            udp_send: Default::default(),
         }
     }
 
@@ -565,10 +571,18 @@ impl Conn {
     /// every command in it, and `conn_mwrite` sends the framed reply.
     fn drive_udp(&mut self, server: &Server) -> Outcome {
         let mut nreqs = server.settings.reqs_per_event;
+        // A batch shorter than asked for emptied the socket's queue: any
+        // later datagram raises a new edge, so no read to see EAGAIN.
+        let mut drained = false;
         loop {
             match self.state {
                 ConnState::Mwrite => match self.flush_udp(server) {
-                    Ok(()) => self.set_state(ConnState::Read),
+                    Ok(()) => {
+                        self.set_state(ConnState::Read);
+                        if drained {
+                            return Outcome::Idle;
+                        }
+                    }
                     Err(e) if would_block(&e) => return Outcome::Idle,
                     Err(e) => {
                         // Lose this datagram, not the connection.
@@ -583,11 +597,14 @@ impl Conn {
                         server.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
                         return Outcome::Yield;
                     }
-                    nreqs -= 1;
-                    match self.read_datagram(server) {
-                        Ok(()) => {
+                    match self.read_batch(server) {
+                        Ok(n) => {
+                            nreqs = nreqs.saturating_sub(n.max(1));
+                            drained = n < crate::udp_batch::BATCH;
                             if !self.udp_out.is_empty() {
                                 self.set_state(ConnState::Mwrite);
+                            } else if drained {
+                                return Outcome::Idle;
                             }
                         }
                         Err(e) if would_block(&e) => return Outcome::Idle,
@@ -599,24 +616,46 @@ impl Conn {
         }
     }
 
-    /// Receive one datagram and queue its framed reply.
-    fn read_datagram(&mut self, server: &Server) -> io::Result<()> {
-        if self.rbuf.len() != udp::UDP_READ_BUFFER_SIZE {
-            self.rbuf.resize(udp::UDP_READ_BUFFER_SIZE, 0);
-            self.sync_read_buf(&server.gauges, false);
-        }
-        let Transport::Udp(sock) = &self.transport else {
-            unreachable!("UDP only")
+    /// Receive a batch of datagrams and queue their framed replies.
+    fn read_batch(&mut self, server: &Server) -> io::Result<usize> {
+        let mut batch = std::mem::take(&mut self.udp_batch);
+        let res = match &self.transport {
+            Transport::Udp(sock) => batch.recv(sock),
+            _ => unreachable!("UDP only"),
         };
-        let (n, peer) = sock.recv_from(&mut self.rbuf)?;
+        for i in 0..batch.len() {
+            let (data, peer) = batch.datagram(i);
+            self.handle_datagram(server, data, peer);
+        }
+        let n = batch.len();
+        self.udp_batch = batch;
+        self.sync_udp_buf(&server.gauges);
+        res.map(|_| n)
+    }
+
+    /// Count the batch buffers in the `read_buf_*` stats.
+    fn sync_udp_buf(&mut self, g: &crate::stats::Gauges) {
+        let now = self.udp_batch.capacity();
+        let old = std::mem::replace(&mut self.rbuf_charged, now);
+        if now != old {
+            g.read_buf_bytes.fetch_add(now as u64, Ordering::Relaxed);
+            g.read_buf_bytes.fetch_sub(old as u64, Ordering::Relaxed);
+            if old == 0 {
+                g.read_buf_count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Run the commands of one datagram and queue the framed reply.
+    fn handle_datagram(&mut self, server: &Server, data: &[u8], peer: std::net::SocketAddr) {
         server
             .stats
             .bytes_read
-            .fetch_add(n as u64, Ordering::Relaxed);
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let mut reply = std::mem::take(&mut self.udp_spare);
         reply.clear();
-        let id = match udp::parse_request(&self.rbuf[..n]) {
-            udp::Request::Drop => return Ok(()),
+        let id = match udp::parse_request(data) {
+            udp::Request::Drop => return,
             udp::Request::MultiPacket(h) => {
                 reply.extend_from_slice(udp::MULTI_PACKET_ERROR);
                 h.request_id
@@ -626,7 +665,6 @@ impl Conn {
                     get_budget: udp::MAX_REPLY,
                     ..Session::default()
                 };
-                self.sess.held.clear();
                 if udp::process_datagram(server, &mut self.sess, payload, &mut reply) {
                     server.request_shutdown();
                 }
@@ -636,7 +674,6 @@ impl Conn {
         if !reply.is_empty() {
             self.udp_out.push_back(udp::Outgoing::new(peer, id, reply));
         }
-        Ok(())
     }
 
     /// Send queued datagrams until done or `EAGAIN`.
@@ -644,24 +681,23 @@ impl Conn {
         let Transport::Udp(sock) = &self.transport else {
             unreachable!("UDP only")
         };
-        // The datagram buffer is reused: `wbuf` is idle on a UDP conn.
-        while let Some(o) = self.udp_out.front_mut() {
-            while o.next < o.total() {
-                o.datagram(o.next, &mut self.wbuf);
-                let n = sock.send_to(&self.wbuf, o.peer)?;
-                server
-                    .stats
-                    .bytes_written
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                o.next += 1;
+        let res = crate::udp_batch::send(sock, &mut self.udp_send, &mut self.udp_out);
+        if let Ok(n) = res {
+            server
+                .stats
+                .bytes_written
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        while let Some(o) = self.udp_out.front() {
+            if o.next < o.total() {
+                break;
             }
-            if let Some(o) = self.udp_out.pop_front() {
-                // Keep a modest buffer for the next reply.
-                if o.reply.capacity() <= 64 * 1024 {
-                    self.udp_spare = o.reply;
-                }
+            let o = self.udp_out.pop_front().expect("front exists");
+            // Keep a modest buffer for the next reply.
+            if o.reply.capacity() <= 64 * 1024 {
+                self.udp_spare = o.reply;
             }
         }
-        Ok(())
+        res.map(|_| ())
     }
 }

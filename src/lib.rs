@@ -61,6 +61,7 @@ pub mod stats;
 pub mod stats_prefix;
 pub mod thread;
 pub mod udp;
+pub mod udp_batch;
 
 pub use server::Server;
 

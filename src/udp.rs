@@ -129,6 +129,13 @@ impl Outgoing {
         datagram_count(self.reply.len())
     }
 
+    /// The reply bytes of datagram `seq`.
+    pub fn payload(&self, seq: u16) -> &[u8] {
+        let start = usize::from(seq) * UDP_DATA_SIZE;
+        let end = (start + UDP_DATA_SIZE).min(self.reply.len());
+        &self.reply[start..end]
+    }
+
     /// Frame datagram `seq` into `buf`.
     pub fn datagram(&self, seq: u16, buf: &mut Vec<u8>) {
         let start = usize::from(seq) * UDP_DATA_SIZE;

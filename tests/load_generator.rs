@@ -1,0 +1,160 @@
+//! The `rmc-load` binary end to end: a fixed-rate UDP multi-get whose
+//! replies span several datagrams, against rmemcached (one reply message
+//! per request) and against the real memcached (one message per key, then
+//! `END`); a closed-loop TCP run; and the loopback-only rule.
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// Run the generator with `args`.
+fn load(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmc-load"))
+        .args(args)
+        .output()
+        .expect("run rmc-load")
+}
+
+/// A number from the generator's one-line JSON summary (its last line).
+fn field(stdout: &str, name: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in {stdout}"));
+    let key = format!("\"{name}\":");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + key.len();
+    let rest = &line[at..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].parse().unwrap()
+}
+
+/// The fixed-rate UDP runs take turns, so that on a small machine one does
+/// not starve the other into dropping datagrams.
+static UDP_RUNS: Mutex<()> = Mutex::new(());
+
+/// Run a 1.5 s multi-get of 5 keys of 1500 bytes at 2000 requests/s over
+/// UDP and check that every request completed, with percentiles; returns
+/// the stdout.
+fn multiget_at_fixed_rate(udp_port: u16) -> String {
+    let _turn = UDP_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let port = udp_port.to_string();
+    let out = load(&[
+        "--udp",
+        &port,
+        "--mode",
+        "multiget",
+        "--keys",
+        "200",
+        "--value-size",
+        "1500",
+        "--multiget-keys",
+        "5",
+        "--rate",
+        "2000",
+        "--duration",
+        "1.5",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let f = |name| field(&stdout, name);
+    // Sent on schedule: 2000/s for 1.5 s.
+    assert!(
+        (2900.0..=3000.0).contains(&f("sent")),
+        "sent {}\n{stdout}",
+        f("sent")
+    );
+    assert_eq!(f("completed"), f("sent"), "{stdout}");
+    assert_eq!(f("lost"), 0.0, "{stdout}");
+    assert_eq!(f("errors"), 0.0, "{stdout}");
+    assert_eq!(f("unknown_datagrams"), 0.0, "{stdout}");
+    // Every key preloaded and found.
+    assert_eq!(f("hits"), 5.0 * f("completed"), "{stdout}");
+    assert_eq!(f("misses"), 0.0, "{stdout}");
+    // A value of 1500 bytes cannot travel in one datagram.
+    assert!(f("datagrams") >= 5.0 * f("completed"), "{stdout}");
+    assert!(f("ops_per_sec") > 1500.0, "{stdout}");
+    let (p50, p99, p999, max) = (f("p50_us"), f("p99_us"), f("p999_us"), f("max_us"));
+    assert!(
+        0.0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max,
+        "{stdout}"
+    );
+    for label in ["p50", "p99 ", "p99.9", "max"] {
+        assert!(stdout.contains(label), "no {label} in {stdout}");
+    }
+    stdout
+}
+
+#[test]
+fn multiget_over_udp_against_rmemcached() {
+    let server = common::start_server(&[]);
+    let out = multiget_at_fixed_rate(server.udp_port);
+    // One message per request: 5 items of about 1530 bytes, and END, in
+    // datagrams of 1392 bytes: 6 per reply.
+    assert_eq!(
+        field(&out, "datagrams"),
+        6.0 * field(&out, "completed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn multiget_over_udp_against_memcached() {
+    let server = common::start_with("/usr/bin/memcached", &[]);
+    let out = multiget_at_fixed_rate(server.udp_port);
+    // One message per key, each of two datagrams.
+    assert!(
+        field(&out, "datagrams") >= 10.0 * field(&out, "completed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn closed_loop_mixed_over_tcp() {
+    let server = common::start_server(&[]);
+    let port = server.port.to_string();
+    let out = load(&[
+        "--tcp",
+        &port,
+        "--mode",
+        "mixed",
+        "--keys",
+        "100",
+        "--sockets",
+        "2",
+        "--outstanding",
+        "8",
+        "--duration",
+        "0.5",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let f = |name| field(&stdout, name);
+    assert!(f("completed") > 100.0, "{stdout}");
+    assert_eq!(f("completed"), f("sent"), "{stdout}");
+    assert_eq!(
+        (f("lost"), f("errors"), f("misses")),
+        (0.0, 0.0, 0.0),
+        "{stdout}"
+    );
+    // About 90% gets, each a hit.
+    let gets = f("hits") / f("completed");
+    assert!((0.8..0.97).contains(&gets), "{stdout}");
+}
+
+#[test]
+fn refuses_addresses_off_loopback() {
+    for host in ["192.0.2.1", "0.0.0.0", "::"] {
+        let out = load(&["--udp", "11211", "--host", host, "--duration", "0.1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{host}: {stderr}");
+        assert!(stderr.contains("loopback"), "{host}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -648,19 +648,29 @@ impl Conn {
 
     /// Run the commands of one datagram and queue the framed reply.
     fn handle_datagram(&mut self, server: &Server, data: &[u8], peer: std::net::SocketAddr) {
-        server
-            .stats
-            .bytes_read
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let s = &server.stats;
+        s.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        // The amplification guard: a source outside the allow-list is
+        // neither answered nor served.
+        if !server.settings.udp_allow.allows(peer.ip()) {
+            s.udp_dropped_disallowed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let mut reply = std::mem::take(&mut self.udp_spare);
         reply.clear();
         let id = match udp::parse_request(data) {
-            udp::Request::Drop => return,
+            udp::Request::Drop => {
+                s.udp_short_dropped.fetch_add(1, Ordering::Relaxed);
+                self.udp_spare = reply;
+                return;
+            }
             udp::Request::MultiPacket(h) => {
+                s.udp_multipacket_rejected.fetch_add(1, Ordering::Relaxed);
                 reply.extend_from_slice(udp::MULTI_PACKET_ERROR);
                 h.request_id
             }
             udp::Request::Single(h, payload) => {
+                s.udp_requests.fetch_add(1, Ordering::Relaxed);
                 self.sess = Session {
                     get_budget: udp::MAX_REPLY,
                     ..Session::default()
@@ -671,9 +681,19 @@ impl Conn {
                 h.request_id
             }
         };
-        if !reply.is_empty() {
-            self.udp_out.push_back(udp::Outgoing::new(peer, id, reply));
+        if reply.is_empty() {
+            self.udp_spare = reply;
+            return;
         }
+        let out = udp::Outgoing::new(peer, id, reply);
+        let wire = out.reply.len() + udp::UDP_HEADER_SIZE * usize::from(out.total());
+        if !server.udp_budget.take(peer.ip(), wire) {
+            s.udp_dropped_rate.fetch_add(1, Ordering::Relaxed);
+            self.udp_spare = out.reply;
+            return;
+        }
+        s.udp_replies.fetch_add(1, Ordering::Relaxed);
+        self.udp_out.push_back(out);
     }
 
     /// Send queued datagrams until done or `EAGAIN`.

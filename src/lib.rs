@@ -62,6 +62,7 @@ pub mod stats_prefix;
 pub mod thread;
 pub mod udp;
 pub mod udp_batch;
+pub mod udp_guard;
 
 pub use server::Server;
 

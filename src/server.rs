@@ -33,6 +33,8 @@ pub struct Server {
     pub prefix: PrefixStats,
     /// Current verbosity (the `verbosity` command changes it).
     verbose: AtomicU8,
+    /// Per-source UDP reply budget (`-o udp_reply_rate`).
+    pub udp_budget: crate::udp_guard::ReplyBudget,
 }
 
 impl Server {
@@ -43,6 +45,7 @@ impl Server {
         let prefix = PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled);
         Server {
             verbose: AtomicU8::new(settings.verbose),
+            udp_budget: crate::udp_guard::ReplyBudget::new(settings.udp_reply_rate),
             settings,
             cache,
             stats: Stats::default(),
@@ -93,6 +96,12 @@ enum Listener {
 /// ticks the clock once a second). Returns only on a fatal error.
 pub fn run(settings: Settings) -> Result<(), String> {
     let listeners = crate::listen::open_all(&settings)?;
+    if !listeners.udp.is_empty() && settings.udp_allow == crate::udp_guard::UdpAllow::Any {
+        log::warn!(
+            "udp_allow=any: UDP replies go to any source address, which lets forged \
+             requests aim this server's replies at others (a reflection attack)"
+        );
+    }
     let server = Arc::new(Server::new(settings));
     let udp_count = listeners.udp.len() as u64;
     server.gauges.curr_connections.fetch_add(

@@ -83,6 +83,18 @@ counters! {
     total_connections,
     /// Connections closed by `-o idle_timeout`.
     idle_kicks,
+    /// UDP request datagrams taken (from allowed sources, whole).
+    udp_requests,
+    /// UDP reply messages queued.
+    udp_replies,
+    /// UDP datagrams dropped: source not in `udp_allow`.
+    udp_dropped_disallowed,
+    /// UDP replies dropped: the source's `udp_reply_rate` budget was spent.
+    udp_dropped_rate,
+    /// UDP requests spanning several datagrams, refused.
+    udp_multipacket_rejected,
+    /// UDP datagrams of 8 bytes or fewer, dropped.
+    udp_short_dropped,
 }
 
 /// Connection gauges: not reset by `stats reset`.
@@ -238,6 +250,20 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
             stat(out, name, 0);
         }
     }
+    // rmemcached's UDP guard counters, after memcached's names, when UDP
+    // is on (see `udp_guard`).
+    if st.udp_port != 0 {
+        for (name, v) in [
+            ("udp_requests", &s.udp_requests),
+            ("udp_replies", &s.udp_replies),
+            ("udp_dropped_disallowed", &s.udp_dropped_disallowed),
+            ("udp_dropped_rate", &s.udp_dropped_rate),
+            ("udp_multipacket_rejected", &s.udp_multipacket_rejected),
+            ("udp_short_dropped", &s.udp_short_dropped),
+        ] {
+            stat(out, name, get(v));
+        }
+    }
     out.extend_from_slice(b"END\r\n");
 }
 
@@ -333,6 +359,14 @@ pub fn settings(
     stat(out, "dump_enabled", yes_no(st.dump_enabled));
     stat(out, "idle_timeout", st.idle_timeout);
     stat(out, "udp_reuseport", yes_no(st.udp_reuseport));
+    match &st.udp_allow {
+        crate::udp_guard::UdpAllow::Any => stat(out, "udp_allow", "any"),
+        crate::udp_guard::UdpAllow::Nets(nets) => {
+            let list: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+            stat(out, "udp_allow", list.join(";"));
+        }
+    }
+    stat(out, "udp_reply_rate", st.udp_reply_rate);
     out.extend_from_slice(b"END\r\n");
 }
 

@@ -17,6 +17,8 @@
 //! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
 //! | `lru_crawler`, `no_lru_crawler` | [`Settings::lru_crawler`](super::Settings::lru_crawler): the once-a-second pass over one shard |
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |
+//! | `udp_allow=CIDR;...\|any` | [`Settings::udp_allow`](super::Settings::udp_allow) (rmemcached only) |
+//! | `udp_reply_rate=BYTES` | [`Settings::udp_reply_rate`](super::Settings::udp_reply_rate) (rmemcached only) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
 //!
 //! Accepted no-ops, recorded by name in
@@ -180,6 +182,18 @@ fn one(
         }
         "udp_reuseport" => {
             s.udp_reuseport = true;
+            Honoured
+        }
+        "udp_allow" => {
+            let v = need(value, "Missing udp_allow argument")?;
+            s.udp_allow = crate::udp_guard::UdpAllow::parse(v).map_err(bad)?;
+            Honoured
+        }
+        "udp_reply_rate" => {
+            let v = need(value, "Missing udp_reply_rate argument")?;
+            s.udp_reply_rate = v
+                .parse()
+                .map_err(|_| bad("udp_reply_rate takes bytes per second"))?;
             Honoured
         }
         "resp_obj_mem_limit" => {

@@ -128,6 +128,12 @@ pub struct Settings {
     /// One `SO_REUSEPORT` UDP socket per worker instead of one shared socket
     /// (`-o udp_reuseport`; an rmemcached extension).
     pub udp_reuseport: bool,
+    /// Sources that get UDP replies (`-o udp_allow=CIDR;...|any`; an
+    /// rmemcached extension, see `udp_guard`).
+    pub udp_allow: crate::udp_guard::UdpAllow,
+    /// Bytes a second any one source may be sent over UDP (`-o
+    /// udp_reply_rate`, 0 = no cap; an rmemcached extension).
+    pub udp_reply_rate: u64,
     /// Prefix delimiter for `stats detail` (`-D`, ':').
     pub prefix_delimiter: u8,
     /// Collect per-prefix stats from the start (set by `-D`; otherwise
@@ -207,6 +213,8 @@ impl Default for Settings {
             hashpower_init: 0,
             idle_timeout: 0,
             udp_reuseport: false,
+            udp_allow: Default::default(),
+            udp_reply_rate: 0,
             prefix_delimiter: b':',
             detail_enabled: false,
             slab_sizes: Vec::new(),

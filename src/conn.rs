@@ -115,6 +115,8 @@ pub struct Conn {
     /// The connection's protocol once known: `Some(true)` for binary
     /// (memcached's `c->protocol`, chosen by `-B` or by the first byte).
     binary: Option<bool>,
+    /// The last read was short: the socket held no more at that moment.
+    drained: bool,
     /// Bytes of `rbuf` counted in the `read_buf_*` stats.
     rbuf_charged: usize,
     /// Start of the unconsumed bytes in `rbuf`.
@@ -171,6 +173,7 @@ impl Conn {
             state,
             rbuf: Vec::new(),
             rbuf_charged: 0,
+            drained: false,
             binary: None,
             rpos: 0,
             rlen: 0,
@@ -242,6 +245,12 @@ impl Conn {
         &self.rbuf[self.rpos..self.rlen]
     }
 
+    /// The socket reported readiness: whatever the last read saw, there
+    /// may be more to read now.
+    pub fn readiness_event(&mut self) {
+        self.drained = false;
+    }
+
     /// Bring the `read_buf_count` / `read_buf_bytes` stats up to date with
     /// this connection's read buffer; with `closing`, take it out of them.
     pub fn sync_read_buf(&mut self, g: &crate::stats::Gauges, closing: bool) {
@@ -275,11 +284,13 @@ impl Conn {
             self.rbuf.resize(len + READ_SIZE, 0);
             self.sync_read_buf(&server.gauges, false);
         }
+        let space = self.rbuf.len() - len;
         let res = match &mut self.transport {
             Transport::Tcp(s) => s.read(&mut self.rbuf[len..]),
             Transport::Unix(s) => s.read(&mut self.rbuf[len..]),
             Transport::Udp(_) => unreachable!("UDP reads use recv_from"),
         };
+        self.drained = matches!(res, Ok(n) if n > 0 && n < space);
         self.rlen = len + *res.as_ref().unwrap_or(&0);
         if let Ok(n) = res {
             server
@@ -348,7 +359,14 @@ impl Conn {
                     }
                 }
                 ConnState::Waiting => {
-                    // Edge-triggered: no waiting until a read says WouldBlock.
+                    // Edge-triggered: wait only once the socket is known to
+                    // be empty, either because a read said WouldBlock or
+                    // because the last read was short (it took everything
+                    // there was; anything later raises a new edge). The
+                    // second saves a read per request.
+                    if std::mem::take(&mut self.drained) {
+                        return Outcome::Idle;
+                    }
                     self.set_state(ConnState::Read);
                 }
                 ConnState::Read => match self.stream_read(server) {

@@ -148,7 +148,13 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.accept_queued(),
-                    token => self.drive(token),
+                    token => {
+                        // New bytes may have come since the last short read.
+                        if let Some(c) = self.conns.get_mut(token.0) {
+                            c.readiness_event();
+                        }
+                        self.drive(token);
+                    }
                 }
             }
             if idle_timeout > 0 {

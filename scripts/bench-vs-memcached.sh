@@ -1,0 +1,544 @@
+#!/usr/bin/env bash
+# Throughput and CPU benchmark: rmemcached against the real memcached, under
+# memaslap (Debian ships it as `memcaslap`), over UDP and TCP.
+#
+# usage: scripts/bench-vs-memcached.sh [--quick]
+#
+# One command on a fresh Debian machine with at least 2 cores: it installs
+# what is missing with apt-get (memcached, libmemcached-tools, gnuplot-nox,
+# util-linux, python3; through sudo when not root), builds rmemcached with
+# `cargo build --release` (cargo itself must be there: https://rustup.rs),
+# runs everything, and writes
+#     target/bench/results.md   the table below, with the machine and the
+#                               exact command lines (also printed at the end)
+#     target/bench/ops.png      ops/s of both servers per combination
+#     target/bench/runs.tsv     every measured run
+#     target/bench/logs/        every memaslap output
+#
+# Set-up, on 127.0.0.1 only: for each combination of transport (udp, tcp),
+# value size (32, 1000 bytes) and concurrency (memaslap -c 32, 128), a fresh
+# rmemcached and a fresh memcached are started with the same flags,
+#     taskset -c 0 SERVER -l 127.0.0.1 -p PORT -U PORT -m 64 -t 1 [-u nobody]
+# (PORT free for both TCP and UDP, as memaslap --udp wants them equal;
+# -u nobody only when run as root), and loaded in turn from the other core,
+#     taskset -c 1 memcaslap -s 127.0.0.1:PORT -F CONFIG -t 5s -T 1 -c C -o 0.9 [--udp]
+# where CONFIG gives 32-byte keys, fixed-size values and 90% gets, 10% sets.
+# Runs alternate rmemcached, memcached, rmemcached, ... (3 rounds each).
+#
+# Gets hit: memaslap only gets keys it has stored in the same run (a get
+# aimed at a slot of its key window not stored yet is sent as a set; its
+# own warm-up phase exists only for 100% gets, and a fill beforehand cannot
+# know its keys), so a get misses only when the server evicted the item.
+# By default every memaslap set stores a new key: a 5-second UDP run with
+# 1000-byte values then stores more than -m 64 holds, and gets miss (and a
+# miss is a cheaper reply than a hit). `-o 0.9` (BENCH_OVERWRITE) makes 90%
+# of the sets overwrite a key stored earlier in the run, so only about 1% of
+# all operations add a key and the data stays well within 64 MB. Before the
+# measured rounds each server also gets one unmeasured memaslap run
+# (BENCH_WARMUP_SECS) to take it past its first allocations.
+#
+# Measured per run, then the median over the rounds:
+#   ops/s       memaslap's final "Run time: 5.0s Ops: N TPS: N ..." line (TPS)
+#   CPU us/op   server utime+stime from /proc/PID/stat (clock ticks,
+#               getconf CLK_TCK) sampled just before and just after the run:
+#               delta_cpu_seconds * 1e6 / Ops
+#   RSS         VmRSS from /proc/PID/status after the run
+#   timeouts    memaslap's udp_timeout (UDP only), summed over the rounds
+#   UDP drops   datagrams the server's UDP socket dropped because its receive
+#               buffer was full (last column of /proc/net/udp), summed over
+#               the rounds and their retries
+#   misses      memaslap's get_misses, summed over the rounds
+#   other CPU   user+system time of the machine (/proc/stat) during a run
+#               that was neither the server's nor memaslap's, in % of one
+#               core; the table shows the most of any run of the combination
+# Kernels that account irq time apart (CONFIG_IRQ_TIME_ACCOUNTING) charge
+# softirq work, such as loopback packet delivery, to no process: it is in
+# neither server's CPU us/op.
+# and the ratios rmemcached/memcached of the medians. Absolute numbers vary
+# from machine to machine and run to run; keep the machine otherwise idle.
+#
+# Known memaslap issue: with --udp it sometimes dies with
+#   ms_sort_udp_packet: Assertion `req_id == c->request_id' failed
+# or waits forever, against memcached too, roughly 1 run in 4 at -c 128:
+# its unconnected SO_REUSEADDR UDP sockets can be given the same ephemeral
+# port, and one then reads the other's replies. A run in which the server
+# dropped datagrams (see UDP drops; memaslap never resends a request) often
+# ends the same way, or hangs after its report. Such a run (the assertion
+# on stderr, or killed by `timeout`) is retried, up to BENCH_RETRIES times,
+# and the retries are counted in the table; a run without a result after
+# that is reported as failed and left out of the medians. Every memaslap
+# run is bounded by `timeout` (run time + 6 s), so a hung one ends too.
+#
+# env: BENCH_SECS         seconds per measured run (default 5)
+#      BENCH_ROUNDS       rounds per server and combination (default 3)
+#      BENCH_QUICK=1      same as --quick: 1 round of 2-second runs
+#      BENCH_WARMUP_SECS  unmeasured warm-up run per server (default 1; 0: none)
+#      BENCH_RETRIES      retries of a run memaslap broke (default 3)
+#      BENCH_TRANSPORTS   default "udp tcp"
+#      BENCH_SIZES        value sizes, default "32 1000"
+#      BENCH_CONCURRENCY  memaslap -c values, default "32 128"
+#      BENCH_KEY_SIZE     key length (default 32; memaslap wants 16..250)
+#      BENCH_OVERWRITE    memaslap -o, share of sets that overwrite (default 0.9)
+#      MEM_MB             -m for both servers (default 64)
+#      RMC_BIN            rmemcached binary (default: build, then
+#                         target/release/rmemcached)
+#      MC_BIN             memcached binary (default /usr/bin/memcached)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for arg in "$@"; do
+    case $arg in
+        --quick) BENCH_QUICK=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    SECS=${BENCH_SECS:-2} ROUNDS=${BENCH_ROUNDS:-1}
+else
+    SECS=${BENCH_SECS:-5} ROUNDS=${BENCH_ROUNDS:-3}
+fi
+WARMUP=${BENCH_WARMUP_SECS:-1}
+RETRIES=${BENCH_RETRIES:-3}
+TRANSPORTS=${BENCH_TRANSPORTS:-udp tcp}
+SIZES=${BENCH_SIZES:-32 1000}
+CONCS=${BENCH_CONCURRENCY:-32 128}
+KEY_SIZE=${BENCH_KEY_SIZE:-32}
+OVERWRITE=${BENCH_OVERWRITE:-0.9}
+MEM_MB=${MEM_MB:-64}
+MC_BIN=${MC_BIN:-/usr/bin/memcached}
+OUT=target/bench
+started=$(date +%s)
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- what the benchmark needs ---------------------------------------------
+need=()
+[ -x "$MC_BIN" ] || need+=(memcached)
+command -v memcaslap >/dev/null 2>&1 || command -v memaslap >/dev/null 2>&1 \
+    || need+=(libmemcached-tools)
+command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing ${need[*]}, and no sudo to install them"
+        sudo=(sudo)
+    fi
+    log "installing ${need[*]}"
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+MEMASLAP=$(command -v memcaslap || command -v memaslap)
+[ -x "$MC_BIN" ] || die "no memcached at $MC_BIN"
+
+[ "$(nproc --all)" -ge 2 ] || die "needs 2 cores (servers on core 0, memaslap on core 1)"
+taskset -c 0,1 true 2>/dev/null || die "cannot pin to cores 0 and 1 (taskset -c 0,1)"
+
+if [ -z "${RMC_BIN:-}" ]; then
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+    cargo build --release --quiet
+    RMC_BIN=target/release/rmemcached
+fi
+[ -x "$RMC_BIN" ] || die "no rmemcached at $RMC_BIN"
+
+user_args=()
+[ "$(id -u)" -eq 0 ] && user_args=(-u nobody)
+CLK_TCK=$(getconf CLK_TCK)
+
+rm -rf "$OUT/logs"
+mkdir -p "$OUT/logs"
+# Run a copy, so that a rebuild during the benchmark changes nothing.
+cp --remove-destination "$RMC_BIN" "$OUT/rmemcached"
+RMC_SHOWN=$RMC_BIN RMC_BIN=$OUT/rmemcached
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+RUNS=$OUT/runs.tsv
+printf 'transport\tvalue\tconc\tserver\tround\tstatus\tops\ttps\tcpu_us_per_op\trss_kb\tget_misses\tudp_timeout\tpacket_drop\tserver_udp_drops\tretries\tother_cpu_pct\n' >"$RUNS"
+
+# --- helpers ----------------------------------------------------------------
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# N ports on 127.0.0.1, each free for both TCP and UDP, all different.
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+held, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        t.close(); u.close(); continue
+    held += [t, u]
+    ports.append(port)
+print(*ports)
+EOF
+}
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of stat; the
+# command name, field 2, is skipped as it may hold spaces).
+cpu_ticks() {
+    local s
+    s=$(<"/proc/$1/stat")
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo $(( ${12} + ${13} ))
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Clock ticks the whole machine spent running processes: user, nice and
+# system (not irq and softirq: these the kernel may not charge to any process).
+machine_busy() { awk '$1 == "cpu" { print $2 + $3 + $4; exit }' /proc/stat; }
+
+# Clock ticks used by the children this shell has waited for (memaslap
+# among them), into $REPLY: bash's `times` must run in this shell, not in a
+# $(...) subshell.
+children_ticks() {
+    times >"$OUT/.times"
+    REPLY=$(awk -v hz="$CLK_TCK" 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] }
+        printf "%d", t * hz
+    }' "$OUT/.times")
+}
+
+# Datagrams dropped by the UDP sockets bound to 127.0.0.1:PORT (the last
+# column of /proc/net/udp): their receive buffer was full.
+udp_drops() {
+    awk -v a="$(printf '0100007F:%04X' "$1")" '$2 == a { n += $NF } END { print n + 0 }' /proc/net/udp
+}
+
+# start_server BIN PORT LOGFILE: starts it pinned to core 0 and waits until
+# its TCP port answers; its pid is then in $server_pid. Fails when it exits
+# at start (another process may have taken the port in the meantime).
+start_server() {
+    local bin=$1 port=$2 logf=$3 i
+    taskset -c 0 "$bin" -l 127.0.0.1 -p "$port" -U "$port" -m "$MEM_MB" -t 1 \
+        "${user_args[@]}" </dev/null >"$logf" 2>&1 &
+    server_pid=$!
+    pids+=("$server_pid")
+    for i in $(seq 200); do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            wait "$server_pid" 2>/dev/null || true
+            log "    $(basename "$bin") exited at start: $(tr '\n' ' ' <"$logf")"
+            return 1
+        fi
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "$bin did not listen on port $port within 10 s"
+}
+
+# start_pair LOGBASE: both servers on fresh ports; sets rm_port, rm_pid,
+# mc_port, mc_pid.
+start_pair() {
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        read -r rm_port mc_port < <(free_ports 2)
+        if start_server "$RMC_BIN" "$rm_port" "$1-rmemcached.server.log"; then
+            rm_pid=$server_pid
+            if start_server "$MC_BIN" "$mc_port" "$1-memcached.server.log"; then
+                mc_pid=$server_pid
+                return
+            fi
+        fi
+        cleanup
+        pids=()
+    done
+    die "could not start both servers"
+}
+
+# memaslap config: fixed key and value sizes, 10% sets (cmd 0), 90% gets (cmd 1).
+write_config() {
+    printf 'key\n%d %d 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n' \
+        "$KEY_SIZE" "$KEY_SIZE" "$1" "$1" >"$OUT/memaslap-$1.cnf"
+}
+
+# A run memaslap's UDP sockets broke: its assertion, or killed as late.
+is_clash() {
+    grep -q 'ms_sort_udp_packet: Assertion' "$1.err" 2>/dev/null || [ "$2" = 124 ] || [ "$2" = 137 ]
+}
+
+# memaslap TRANSPORT SIZE CONC PORT SECS LOGBASE: runs one load, bounded by
+# timeout; returns memaslap's exit status (124/137 when it had to be killed).
+memaslap_run() {
+    local transport=$1 size=$2 conc=$3 port=$4 secs=$5 base=$6 rc=0
+    local udp=()
+    [ "$transport" = udp ] && udp=(--udp)
+    # In a subshell (not exec'd: the `exit`), so that the shell's "Aborted"
+    # notice goes to the .err file too.
+    (timeout -k 2 $((secs + 6)) taskset -c 1 "$MEMASLAP" -s "127.0.0.1:$port" \
+        -F "$OUT/memaslap-$size.cnf" -t "${secs}s" -T 1 -c "$conc" -o "$OVERWRITE" "${udp[@]}" \
+        </dev/null >"$base.out"; exit $?) 2>"$base.err" || rc=$?
+    echo "exit status $rc" >>"$base.err"
+    return "$rc"
+}
+
+# report_value LOG NAME: the number after "NAME:" in memaslap's report.
+report_value() { awk -v k="$2:" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }' "$1"; }
+
+# measure TRANSPORT SIZE CONC NAME PORT PID ROUND: one measured run, with
+# retries of broken UDP runs; appends a line to runs.tsv.
+measure() {
+    local transport=$1 size=$2 conc=$3 name=$4 port=$5 pid=$6 round=$7
+    local attempt=0 rc before after base status line ops tps cpu rss drops0 drops
+    local busy0 kids0 t0 busy1 kids1 t1 other
+    drops0=$(udp_drops "$port")
+    while :; do
+        base=$OUT/logs/$transport-$size-c$conc-$name-r$round-a$attempt
+        children_ticks
+        kids0=$REPLY busy0=$(machine_busy) t0=$(date +%s%N)
+        before=$(cpu_ticks "$pid")
+        rc=0
+        memaslap_run "$transport" "$size" "$conc" "$port" "$SECS" "$base" || rc=$?
+        after=$(cpu_ticks "$pid")
+        t1=$(date +%s%N) busy1=$(machine_busy)
+        children_ticks
+        kids1=$REPLY
+        kill -0 "$pid" 2>/dev/null || { cat "$base.err" >&2; die "$name died under memaslap ($base.out)"; }
+        if [ "$rc" -ne 0 ] && [ "$transport" = udp ] && is_clash "$base" "$rc" \
+            && [ "$attempt" -lt "$RETRIES" ]; then
+            attempt=$((attempt + 1))
+            log "    $name round $round: memaslap's UDP run broke (exit $rc: its assertion, or hung), retry $attempt"
+            continue
+        fi
+        break
+    done
+    line=$(grep '^Run time:' "$base.out" | tail -1 || true)
+    if [ -n "$line" ]; then
+        # late: killed after its report, which then stays out of the medians
+        status=ok
+        [ "$rc" -eq 0 ] || status=late
+        # Run time: 5.0s Ops: 352030 TPS: 117333 Net_rate: 15.0M/s
+        ops=$(awk '{ for (i = 1; i < NF; i++) if ($i == "Ops:") print $(i + 1) }' <<<"$line")
+        tps=$(awk '{ for (i = 1; i < NF; i++) if ($i == "TPS:") print $(i + 1) }' <<<"$line")
+        cpu=$(awk -v d=$((after - before)) -v hz="$CLK_TCK" -v n="$ops" \
+            'BEGIN { printf "%.3f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+        # What neither the server nor memaslap used, in % of one core.
+        other=$(awk -v o=$((busy1 - busy0 - (after - before) - (kids1 - kids0))) \
+            -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN { v = o / hz / (ns / 1e9) * 100; printf "%.0f", (v < 0 ? 0 : v) }')
+    else
+        status=failed ops=- tps=- cpu=- other=-
+    fi
+    [ "$status" = ok ] || log "    $name round $round: memaslap exit $rc, no result in the medians (see $base.err)"
+    rss=$(rss_kb "$pid")
+    drops=$(( $(udp_drops "$port") - drops0 ))
+    [ "$transport" = udp ] || drops=-
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$transport" "$size" "$conc" "$name" "$round" "$status" "$ops" "$tps" "$cpu" "$rss" \
+        "$(report_value "$base.out" get_misses)" "$(report_value "$base.out" udp_timeout)" \
+        "$(report_value "$base.out" packet_drop)" "$drops" "$attempt" "$other" >>"$RUNS"
+    log "    $name round $round: $tps ops/s, $cpu us/op CPU, RSS $((rss / 1024)) MiB, UDP drops $drops, retries $attempt, other CPU $other%"
+}
+
+# --- the runs -----------------------------------------------------------------
+log "rmemcached: $RMC_SHOWN; memcached: $MC_BIN; load: $MEMASLAP"
+log "$ROUNDS round(s) of ${SECS}s runs per server, warm-up ${WARMUP}s"
+for size in $SIZES; do write_config "$size"; done
+for transport in $TRANSPORTS; do
+    for size in $SIZES; do
+        for conc in $CONCS; do
+            log "[$transport, $size-byte values, -c $conc]"
+            start_pair "$OUT/logs/$transport-$size-c$conc"
+            if [ "$WARMUP" -gt 0 ]; then
+                memaslap_run "$transport" "$size" "$conc" "$rm_port" "$WARMUP" \
+                    "$OUT/logs/$transport-$size-c$conc-rmemcached-warmup" || true
+                memaslap_run "$transport" "$size" "$conc" "$mc_port" "$WARMUP" \
+                    "$OUT/logs/$transport-$size-c$conc-memcached-warmup" || true
+            fi
+            for round in $(seq "$ROUNDS"); do
+                measure "$transport" "$size" "$conc" rmemcached "$rm_port" "$rm_pid" "$round"
+                measure "$transport" "$size" "$conc" memcached "$mc_port" "$mc_pid" "$round"
+            done
+            cleanup
+            pids=()
+        done
+    done
+done
+elapsed=$(( $(date +%s) - started ))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- the report ---------------------------------------------------------------
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$cpu_model" ] || cpu_model=$(LC_ALL=C lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] || rev="$rev (with local changes)"
+udp_flag=""
+[[ " $TRANSPORTS " == *" udp "* ]] && udp_flag=" [--udp]"
+
+export RUNS OUT SECS ROUNDS WARMUP RETRIES MEM_MB KEY_SIZE OVERWRITE elapsed load_start load_end
+export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" BENCH_KERNEL="$(uname -r)"
+export BENCH_CPU="${cpu_model:-unknown}" BENCH_CORES="$(nproc --all)"
+export BENCH_RMC="rmemcached $rev" BENCH_MC="$("$MC_BIN" -V 2>&1 | head -1)"
+export BENCH_LOAD="$(basename "$MEMASLAP") $("$MEMASLAP" -V 2>&1 | head -1 | awk '{ print $NF }')"
+export CMD_RMC="taskset -c 0 $RMC_SHOWN -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}}"
+export CMD_MC="taskset -c 0 $MC_BIN -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}}"
+export CMD_LOAD="taskset -c 1 $(basename "$MEMASLAP") -s 127.0.0.1:PORT -F memaslap-VALUE.cnf -t ${SECS}s -T 1 -c CONC -o $OVERWRITE$udp_flag"
+export CONFIG_EXAMPLE="$(cat "$OUT/memaslap-${SIZES%% *}.cnf")"
+python3 - <<'EOF'
+import csv, os, statistics
+
+env = os.environ
+out = env["OUT"]
+rows = list(csv.DictReader(open(env["RUNS"]), delimiter="\t"))
+
+combos = []
+for r in rows:
+    c = (r["transport"], r["value"], r["conc"])
+    if c not in combos:
+        combos.append(c)
+
+def num(x):
+    try:
+        return float(x)
+    except ValueError:
+        return None
+
+def med(c, server, field):
+    v = [num(r[field]) for r in rows
+         if (r["transport"], r["value"], r["conc"]) == c and r["server"] == server
+         and r["status"] == "ok" and num(r[field]) is not None]
+    return statistics.median(v) if v else None
+
+def total(c, server, field):
+    v = [num(r[field]) for r in rows
+         if (r["transport"], r["value"], r["conc"]) == c and r["server"] == server]
+    v = [x for x in v if x is not None]
+    return "%d" % sum(v) if v else "-"
+
+def failed(c, server):
+    return sum(1 for r in rows if (r["transport"], r["value"], r["conc"]) == c
+               and r["server"] == server and r["status"] != "ok")
+
+def other(c):
+    v = [num(r["other_cpu_pct"]) for r in rows
+         if (r["transport"], r["value"], r["conc"]) == c and r["status"] == "ok"]
+    v = [x for x in v if x is not None]
+    return "%d" % max(v) if v else "-"
+
+def fmt(x, spec):
+    return "-" if x is None else spec % x
+
+def ratio(a, b):
+    return "-" if a is None or not b else "%.2f" % (a / b)
+
+head = ["transport", "value B", "conc", "ops/s rmc", "ops/s mc", "rmc/mc",
+        "CPU µs/op rmc", "CPU µs/op mc", "rmc/mc", "RSS MiB rmc", "RSS MiB mc",
+        "timeouts rmc/mc", "UDP drops rmc/mc", "misses rmc/mc", "retries rmc/mc",
+        "other CPU % max"]
+table = ["| " + " | ".join(head) + " |",
+         "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|"]
+dat = []
+for c in combos:
+    ops = {s: med(c, s, "tps") for s in ("rmemcached", "memcached")}
+    cpu = {s: med(c, s, "cpu_us_per_op") for s in ("rmemcached", "memcached")}
+    rss = {s: med(c, s, "rss_kb") for s in ("rmemcached", "memcached")}
+    retries = []
+    for s in ("rmemcached", "memcached"):
+        t = total(c, s, "retries")
+        if failed(c, s):
+            t += " (%d failed)" % failed(c, s)
+        retries.append(t)
+    timeouts = drops = "-"
+    if c[0] == "udp":
+        timeouts = "%s / %s" % (total(c, "rmemcached", "udp_timeout"),
+                                total(c, "memcached", "udp_timeout"))
+        drops = "%s / %s" % (total(c, "rmemcached", "server_udp_drops"),
+                             total(c, "memcached", "server_udp_drops"))
+    table.append("| " + " | ".join([
+        c[0], c[1], c[2],
+        fmt(ops["rmemcached"], "%.0f"), fmt(ops["memcached"], "%.0f"),
+        ratio(ops["rmemcached"], ops["memcached"]),
+        fmt(cpu["rmemcached"], "%.2f"), fmt(cpu["memcached"], "%.2f"),
+        ratio(cpu["rmemcached"], cpu["memcached"]),
+        fmt(rss["rmemcached"] and rss["rmemcached"] / 1024, "%.1f"),
+        fmt(rss["memcached"] and rss["memcached"] / 1024, "%.1f"),
+        timeouts, drops,
+        "%s / %s" % (total(c, "rmemcached", "get_misses"), total(c, "memcached", "get_misses")),
+        " / ".join(retries), other(c)]) + " |")
+    dat.append('"%s %sB c%s" %s %s' % (c[0], c[1], c[2],
+               fmt(ops["rmemcached"], "%.0f"), fmt(ops["memcached"], "%.0f")))
+
+with open(os.path.join(out, "ops.dat"), "w") as f:
+    f.write("\n".join(dat) + "\n")
+
+md = f"""# rmemcached vs memcached: memaslap, 90% gets / 10% sets
+
+- date: {env['BENCH_DATE']}
+- kernel: {env['BENCH_KERNEL']}
+- CPU: {env['BENCH_CPU']}, {env['BENCH_CORES']} cores; load average {env['load_start']} at the start, {env['load_end']} at the end
+- servers: {env['BENCH_RMC']}, {env['BENCH_MC']}; load: {env['BENCH_LOAD']}
+- {env['ROUNDS']} round(s) of {env['SECS']} s per server and combination, alternating
+  rmemcached, memcached, ...; after one unmeasured {env['WARMUP']} s warm-up run each;
+  medians over the rounds (timeouts, misses, retries: sums); whole benchmark {env['elapsed']} s
+- commands (PORT: free for TCP and UDP, new for each combination; both servers
+  fresh for each combination):
+
+```
+{env['CMD_RMC']}
+{env['CMD_MC']}
+{env['CMD_LOAD']}
+```
+
+- memaslap-VALUE.cnf ({env['KEY_SIZE']}-byte keys, VALUE-byte values, cmd 0 = set 10%, cmd 1 = get 90%),
+  e.g. below; `-o {env['OVERWRITE']}`: that share of sets overwrites a key stored earlier in the run
+
+```
+{env['CONFIG_EXAMPLE']}
+```
+
+- ops/s: memaslap's TPS; CPU µs/op: server utime+stime (/proc/PID/stat) over the run / memaslap's Ops
+  (softirq work such as loopback packet delivery is in it only if the kernel charges it to the process);
+  RSS: VmRSS after the run; timeouts: memaslap's udp_timeout; UDP drops: datagrams the
+  server's socket dropped, receive buffer full (/proc/net/udp), retries included;
+  misses: memaslap's get_misses; retries: reruns after memaslap's UDP request-id
+  assertion or hang (failed: no good run after all retries, left out of the medians;
+  runs.tsv keeps the report of a last run that hung after it, as status "late");
+  other CPU: what processes other than the server and memaslap used during a run, in %
+  of one core (machine user+system time from /proc/stat minus both), the most of any run:
+  more than a few % means other work disturbed the numbers
+
+{chr(10).join(table)}
+"""
+with open(os.path.join(out, "results.md"), "w") as f:
+    f.write(md)
+EOF
+
+gnuplot <<EOF || log "gnuplot failed: no $OUT/ops.png"
+if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
+    set terminal pngcairo size 1000,560 noenhanced
+} else {
+    set terminal png size 1000,560 noenhanced
+}
+set output "$OUT/ops.png"
+set title "memaslap 90% get / 10% set, ${SECS} s runs, medians of $ROUNDS (server on 1 core)"
+set ylabel "ops/s"
+set yrange [0:*]
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -30 scale 0
+set grid ytics
+set key top right
+plot "$OUT/ops.dat" using 2:xtic(1) title "rmemcached" lc rgb "#c0392b", \
+     "" using 3 title "memcached" lc rgb "#2c7fb8"
+EOF
+
+rm -f "$OUT/.times"
+cat "$OUT/results.md"
+log "wrote $OUT/results.md, $OUT/ops.png, $OUT/runs.tsv ($elapsed s)"

@@ -13,6 +13,8 @@
 #                               exact command lines (also printed at the end)
 #     target/bench/ops.png      ops/s of both servers per combination
 #     target/bench/runs.tsv     every measured run
+#     target/bench/latency.tsv  the rmc-load runs behind the latency table
+#                               (latency at half of memcached's peak UDP rate)
 #     target/bench/logs/        every memaslap output
 #
 # Set-up, on 127.0.0.1 only: for each combination of transport (udp, tcp),
@@ -538,6 +540,64 @@ set key top right
 plot "$OUT/ops.dat" using 2:xtic(1) title "rmemcached" lc rgb "#c0392b", \
      "" using 3 title "memcached" lc rgb "#2c7fb8"
 EOF
+
+# --- latency at a fixed load (rmc-load) ------------------------------------
+# The project's own generator, open loop over UDP: 32-byte gets at half of
+# memcached's best median UDP rate above (BENCH_LAT_RATE overrides), from
+# core 1, two sockets, alternating servers for $ROUNDS rounds; medians of
+# its percentiles (measured from each request's scheduled send time).
+RMC_LOAD=${RMC_LOAD:-$(dirname "$RMC_SHOWN")/rmc-load}
+if [ -x "$RMC_LOAD" ]; then
+    cp --remove-destination "$RMC_LOAD" "$OUT/rmc-load"
+    peak=$(awk -F'\t' '$1 == "udp" && $4 == "memcached" && $6 == "ok" { if ($8 > m) m = $8 } END { print int(m) }' "$RUNS")
+    rate=${BENCH_LAT_RATE:-$(( peak / 2 ))}
+    [ "$rate" -gt 0 ] || rate=50000
+    log "latency at a fixed load: UDP gets at $rate/s"
+    start_pair "$OUT/logs/latency"
+    LAT=$OUT/latency.tsv
+    : >"$LAT"
+    for round in $(seq "$ROUNDS"); do
+        for server in rmemcached memcached; do
+            port=$rm_port
+            [ "$server" = memcached ] && port=$mc_port
+            json=$(timeout $(( SECS + 30 )) taskset -c 1 "$OUT/rmc-load" --udp "$port" --mode get \
+                --keys 1000 --value-size 32 --rate "$rate" --sockets 2 --duration "$SECS" \
+                --json 2>>"$OUT/logs/latency-$server.log" | tail -1) || json=""
+            printf '%s\t%s\t%s\n' "$server" "$round" "$json" >>"$LAT"
+        done
+    done
+    cleanup
+    pids=()
+    python3 - "$LAT" "$rate" "$OUT/results.md" <<'PYEOF'
+import json, statistics, sys
+lat, rate, md = sys.argv[1], sys.argv[2], sys.argv[3]
+runs = {}
+for line in open(lat):
+    server, _, js = line.rstrip("\n").split("\t", 2)
+    try:
+        runs.setdefault(server, []).append(json.loads(js))
+    except ValueError:
+        pass
+def med(server, key):
+    vals = [r[key] for r in runs.get(server, [])]
+    return statistics.median(vals) if vals else float("nan")
+rows = ["| server | ops/s | p50 µs | p99 µs | p99.9 µs | max µs | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|"]
+for s in ["rmemcached", "memcached"]:
+    lost = sum(r["lost"] for r in runs.get(s, []))
+    rows.append(f"| {s} | {med(s, 'ops_per_sec'):.0f} | {med(s, 'p50_us'):.1f} | {med(s, 'p99_us'):.1f} "
+                f"| {med(s, 'p999_us'):.1f} | {med(s, 'max_us'):.1f} | {lost} |")
+ratio = med("rmemcached", "p99_us") / med("memcached", "p99_us")
+with open(md, "a") as f:
+    f.write(f"\n## Latency at a fixed load\n\nrmc-load, UDP, open loop, 32-byte gets of 1,000 keys "
+            f"at {rate}/s (half of memcached's best median UDP rate above), 2 sockets, from core 1; "
+            f"medians over the rounds; latency from each request's scheduled send time.\n\n")
+    f.write("\n".join(rows))
+    f.write(f"\n\np99 rmemcached/memcached: {ratio:.2f}\n")
+PYEOF
+else
+    log "no rmc-load at $RMC_LOAD: latency table left out"
+fi
 
 rm -f "$OUT/.times"
 cat "$OUT/results.md"

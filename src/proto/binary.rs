@@ -450,14 +450,7 @@ pub fn complete_store(
     let (res, cas) = server
         .cache
         .store(p.mode, &p.key, p.flags, p.exptime, data, p.cas);
-    if p.mode == StoreMode::Cas {
-        let c = match res {
-            StoreResult::Stored => &s.cas_hits,
-            StoreResult::Exists => &s.cas_badval,
-            _ => &s.cas_misses,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
+    super::text::count_cas(server, p.mode, res);
     let (cmd, _) = unquiet(req.opcode);
     let status = match res {
         StoreResult::Stored => return respond(out, req, cas, b""),

@@ -197,6 +197,25 @@ fn put_opaque(out: &mut Vec<u8>, tok: &[u8]) -> Result<(), &'static [u8]> {
     Ok(())
 }
 
+/// The `O` and `k` return flags of a reply that has no item to describe
+/// (a miss, `md`, a failed `ma`), appended in the order asked.
+fn put_request_flags(
+    line: &mut Vec<u8>,
+    t: &Tokens<'_>,
+    key: &[u8],
+    key_binary: bool,
+) -> Result<(), &'static [u8]> {
+    for i in 2..t.ntokens() - 1 {
+        let tok = t.get(i);
+        match tok[0] {
+            b'O' => put_opaque(line, tok)?,
+            b'k' => put_key(line, key, key_binary),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Dispatch a two-letter command that starts with `m`.
 pub fn process(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
     match t.get(0)[1] {
@@ -329,17 +348,8 @@ fn mget(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) 
         None => {
             misses.fetch_add(1, Ordering::Relaxed);
             let mut line = b"EN".to_vec();
-            for i in 2..t.ntokens() - 1 {
-                let tok = t.get(i);
-                match tok[0] {
-                    b'O' => {
-                        if let Err(e) = put_opaque(&mut line, tok) {
-                            return error(out, e);
-                        }
-                    }
-                    b'k' => put_key(&mut line, &key, f.key_binary),
-                    _ => {}
-                }
+            if let Err(e) = put_request_flags(&mut line, t, &key, f.key_binary) {
+                return error(out, e);
             }
             if !f.quiet {
                 out.extend_from_slice(&line);
@@ -460,15 +470,7 @@ pub fn complete_mset(
     let (res, cas) = server
         .cache
         .store_ext(p.mode, &p.key, p.flags, p.exptime, value, p.cas, opts);
-    if p.mode == StoreMode::Cas {
-        let s = &server.stats;
-        let c = match res {
-            StoreResult::Stored => &s.cas_hits,
-            StoreResult::Exists => &s.cas_badval,
-            _ => &s.cas_misses,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
+    super::text::count_cas(server, p.mode, res);
     let code: &[u8] = match res {
         StoreResult::Stored if m.quiet => return,
         StoreResult::Stored => b"HD",
@@ -505,17 +507,8 @@ fn mdelete(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) {
         Err(_) => return error(out, b"CLIENT_ERROR invalid or duplicate flag"),
     };
     let mut flags = Vec::new();
-    for i in 2..t.ntokens() - 1 {
-        let tok = t.get(i);
-        match tok[0] {
-            b'O' => {
-                if let Err(e) = put_opaque(&mut flags, tok) {
-                    return error(out, e);
-                }
-            }
-            b'k' => put_key(&mut flags, &key, f.key_binary),
-            _ => {}
-        }
+    if let Err(e) = put_request_flags(&mut flags, t, &key, f.key_binary) {
+        return error(out, e);
     }
     server.prefix.record_delete(&key);
     let cas = f.cas.unwrap_or(0);
@@ -611,17 +604,8 @@ fn marithmetic(server: &Server, sess: &Session, t: &Tokens<'_>, out: &mut Vec<u8
     };
     let Some(value) = value else {
         let mut line = code.to_vec();
-        for i in 2..t.ntokens() - 1 {
-            let tok = t.get(i);
-            match tok[0] {
-                b'O' => {
-                    if let Err(e) = put_opaque(&mut line, tok) {
-                        return error(out, e);
-                    }
-                }
-                b'k' => put_key(&mut line, &key, f.key_binary),
-                _ => {}
-            }
+        if let Err(e) = put_request_flags(&mut line, t, &key, f.key_binary) {
+            return error(out, e);
         }
         out.extend_from_slice(&line);
         out.extend_from_slice(b"\r\n");

@@ -430,14 +430,7 @@ pub fn complete_nread(
     let (res, _) = server
         .cache
         .store(p.mode, &p.key, p.flags, p.exptime, value, p.cas);
-    if p.mode == StoreMode::Cas {
-        let c = match res {
-            StoreResult::Stored => &s.cas_hits,
-            StoreResult::Exists => &s.cas_badval,
-            _ => &s.cas_misses,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
+    count_cas(server, p.mode, res);
     let reply: &[u8] = match res {
         StoreResult::Stored => b"STORED",
         StoreResult::Exists => b"EXISTS",
@@ -447,6 +440,21 @@ pub fn complete_nread(
         StoreResult::NoMemory => b"SERVER_ERROR out of memory storing object",
     };
     out_string(sess, out, reply);
+}
+
+/// Count a `cas` store's outcome (`cas_hits`, `cas_badval`, `cas_misses`);
+/// other modes count nothing here.
+pub(crate) fn count_cas(server: &Server, mode: StoreMode, res: StoreResult) {
+    if mode != StoreMode::Cas {
+        return;
+    }
+    let s = &server.stats;
+    let c = match res {
+        StoreResult::Stored => &s.cas_hits,
+        StoreResult::Exists => &s.cas_badval,
+        _ => &s.cas_misses,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 /// `incr` / `decr` (memcached's `process_arithmetic_command`).

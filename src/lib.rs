@@ -13,7 +13,7 @@
 //! worker i:     mio Poll { Waker, Slab<Conn> } -> Conn::drive_machine on readiness
 //!                   |  (every worker also owns a clone of each UDP socket)
 //!                   v
-//! shared:       Server { Cache (sharded table + LRU), Stats, Settings, Clock }
+//! shared:       Server { Cache (16 shards: table, slab pages, LRUs), Stats, Settings }
 //! ```
 //!
 //! The main thread accepts TCP and unix-socket connections and deals them
@@ -39,14 +39,17 @@
 //! | [`thread`] | workers, queue, round robin | `thread.c` |
 //! | [`conn`] | `Conn`, states, `drive_machine` | `conn_new`, `drive_machine` |
 //! | [`udp`] | the 8-byte frame, reply splitting | `try_read_udp`, `transmit_udp` |
-//! | [`proto`] | pure protocol parsers and reply writers | `proto_text.c` |
-//! | [`cache`] | hash table, items, LRU | `assoc.c`, `items.c` |
+//! | [`udp_batch`] | `recvmmsg` / `sendmmsg` batches | (one call per datagram) |
+//! | [`udp_guard`] | allow-list and reply budget for UDP | (none) |
+//! | [`proto`] | pure protocol parsers and reply writers | `proto_text.c`, `proto_bin.c` |
+//! | [`cache`] | hash tables, slab pages, items, LRUs | `assoc.c`, `items.c`, `slabs.c` |
 //! | [`stats`] | counters, `stats` replies | `server_stats` |
 //! | [`stats_prefix`] | `stats detail` per-prefix counters | `stats_prefix.c` |
 //! | [`clock`] | relative time, exptime rules | `current_time`, `realtime` |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
-//! the workers, while memcached's slab classes are a memory allocator.
+//! the workers (and large items in the cache's shards), while memcached's
+//! slab classes, mirrored in [`cache::slabs`], are a memory allocator.
 #![deny(missing_docs, rust_2018_idioms)]
 
 pub mod cache;

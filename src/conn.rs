@@ -616,9 +616,9 @@ impl Conn {
                         return Outcome::Yield;
                     }
                     match self.read_batch(server) {
-                        Ok(n) => {
+                        Ok((n, empty)) => {
                             nreqs = nreqs.saturating_sub(n.max(1));
-                            drained = n < crate::udp_batch::BATCH;
+                            drained = empty;
                             if !self.udp_out.is_empty() {
                                 self.set_state(ConnState::Mwrite);
                             } else if drained {
@@ -634,21 +634,40 @@ impl Conn {
         }
     }
 
-    /// Receive a batch of datagrams and queue their framed replies.
-    fn read_batch(&mut self, server: &Server) -> io::Result<usize> {
+    /// Handle the datagrams of the current batch not handled yet, or
+    /// receive a new batch, queueing framed replies until the queue holds
+    /// `udp::MAX_QUEUED` bytes. Returns how many datagrams were handled and
+    /// whether the socket's queue is known to be empty.
+    fn read_batch(&mut self, server: &Server) -> io::Result<(usize, bool)> {
         let mut batch = std::mem::take(&mut self.udp_batch);
-        let res = match &self.transport {
-            Transport::Udp(sock) => batch.recv(sock),
-            _ => unreachable!("UDP only"),
-        };
-        for i in 0..batch.len() {
+        let mut received = None;
+        if !batch.has_pending() {
+            let res = match &self.transport {
+                Transport::Udp(sock) => batch.recv(sock),
+                _ => unreachable!("UDP only"),
+            };
+            match res {
+                Ok(n) => received = Some(n),
+                Err(e) => {
+                    self.udp_batch = batch;
+                    return Err(e);
+                }
+            }
+        }
+        let mut handled = 0;
+        while let Some(i) = batch.take_next() {
             let (data, peer) = batch.datagram(i);
             self.handle_datagram(server, data, peer);
+            handled += 1;
+            let queued: usize = self.udp_out.iter().map(|o| o.reply.capacity()).sum();
+            if queued >= udp::MAX_QUEUED {
+                break;
+            }
         }
-        let n = batch.len();
+        let drained = received.is_some_and(|n| n < crate::udp_batch::BATCH) && !batch.has_pending();
         self.udp_batch = batch;
         self.sync_udp_buf(&server.gauges);
-        res.map(|_| n)
+        Ok((handled, drained))
     }
 
     /// Count the batch buffers in the `read_buf_*` stats.
@@ -702,6 +721,10 @@ impl Conn {
         if reply.is_empty() {
             self.udp_spare = reply;
             return;
+        }
+        // A reply cut back to an error keeps the memory it had grown to.
+        if reply.capacity() > 2 * reply.len() + 64 * 1024 {
+            reply.shrink_to_fit();
         }
         let out = udp::Outgoing::new(peer, id, reply);
         let wire = out.reply.len() + udp::UDP_HEADER_SIZE * usize::from(out.total());

@@ -20,11 +20,18 @@ pub const UDP_DATA_SIZE: usize = UDP_MAX_PAYLOAD_SIZE - UDP_HEADER_SIZE;
 /// Largest request datagram read (the largest a UDP socket can deliver).
 pub const UDP_READ_BUFFER_SIZE: usize = 65536;
 
-/// Largest reply one request datagram can get: the header's total is a
-/// `u16`. A multi-get that would need more is answered with memcached's
-/// `SERVER_ERROR out of memory writing get response` instead of a message
-/// cut short.
-pub const MAX_REPLY: usize = u16::MAX as usize * UDP_DATA_SIZE - 1024 * 1024;
+/// Largest reply one request datagram can get: 8 MiB, about 6,000
+/// datagrams. memcached's replies point into its items, so it sends what a
+/// multi-get asks for up to the frame's `u16` datagram count; replies here
+/// are copies, and a 700-byte datagram asking for one large value 170 times
+/// must not make the server hold 85 MB. A multi-get that would need more
+/// is answered with memcached's `SERVER_ERROR out of memory writing get
+/// response` instead of a message cut short.
+pub const MAX_REPLY: usize = 8 * 1024 * 1024;
+
+/// Reply bytes a UDP connection queues before it stops taking requests
+/// (even those of a batch already received) until the queue is sent.
+pub const MAX_QUEUED: usize = 16 * 1024 * 1024;
 
 /// Reply to a request that spans more than one datagram.
 pub const MULTI_PACKET_ERROR: &[u8] = b"SERVER_ERROR multi-packet request not supported\r\n";

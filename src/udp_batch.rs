@@ -26,6 +26,8 @@ pub struct RecvBatch {
     buf: Vec<u8>,
     /// Length and sender of each datagram of the last batch.
     got: Vec<(usize, SocketAddr)>,
+    /// The first datagram of the batch not handled yet.
+    next: usize,
 }
 
 thread_local! {
@@ -49,6 +51,7 @@ impl Default for RecvBatch {
         RecvBatch {
             buf: Vec::new(),
             got: Vec::with_capacity(BATCH),
+            next: 0,
         }
     }
 }
@@ -69,6 +72,20 @@ impl RecvBatch {
         self.got.is_empty()
     }
 
+    /// The next datagram of the batch not handled yet, counted as handled.
+    pub fn take_next(&mut self) -> Option<usize> {
+        let i = self.next;
+        (i < self.got.len()).then(|| {
+            self.next += 1;
+            i
+        })
+    }
+
+    /// Whether datagrams of the last batch wait to be handled.
+    pub fn has_pending(&self) -> bool {
+        self.next < self.got.len()
+    }
+
     /// Datagram `i` of the last batch and its sender.
     pub fn datagram(&self, i: usize) -> (&[u8], SocketAddr) {
         let (len, peer) = self.got[i];
@@ -84,6 +101,7 @@ impl RecvBatch {
             self.buf = vec![0; BATCH * SLOT];
         }
         self.got.clear();
+        self.next = 0;
         let (buf, got) = (&mut self.buf, &mut self.got);
         HEADERS.with_borrow_mut(|h| {
             let mut chunks = buf.chunks_mut(SLOT);

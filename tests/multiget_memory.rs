@@ -58,3 +58,63 @@ fn huge_multi_get_reply_is_streamed_not_buffered() {
     }
     assert_eq!(common::read_exact(&mut s, 5), b"END\r\n");
 }
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Over UDP a reply must be whole before its first datagram, so a
+/// multi-get asking for a 500 KB value 170 times (85 MB from a 700-byte
+/// datagram) gets memcached's out-of-memory error instead, and 32 such
+/// datagrams at once leave the server's peak memory far below what the
+/// replies would have taken.
+#[test]
+fn huge_udp_multi_gets_are_refused_in_bounded_memory() {
+    let server = common::start_server(&["-t", "2"]);
+    let mut s = server.tcp();
+    let mut req = b"set big 0 0 500000\r\n".to_vec();
+    req.extend_from_slice(&vec![b'v'; 500_000]);
+    req.extend_from_slice(b"\r\n");
+    assert_eq!(common::request(&mut s, &req, b"\r\n"), b"STORED\r\n");
+    let before = peak_rss_kb(server.child.id());
+
+    let u = server.udp();
+    u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let huge = format!("get{}\r\n", " big".repeat(170));
+    for id in 0..32u16 {
+        let mut d = common::udp_header(id, 0, 1).to_vec();
+        d.extend_from_slice(huge.as_bytes());
+        u.send(&d).unwrap();
+    }
+    let mut errors = 0;
+    while let Some(d) = common::udp_recv(&u) {
+        assert_eq!(
+            d.payload, b"SERVER_ERROR out of memory writing get response\r\n",
+            "request {}",
+            d.id
+        );
+        errors += 1;
+        if errors == 32 {
+            break;
+        }
+    }
+    assert_eq!(errors, 32);
+    let grown = peak_rss_kb(server.child.id()).saturating_sub(before);
+    assert!(grown < 100 * 1024, "peak RSS grew by {grown} kB");
+
+    // The server still serves UDP.
+    assert_eq!(
+        common::request(&mut s, b"set small 0 0 2\r\nhi\r\n", b"\r\n"),
+        b"STORED\r\n"
+    );
+    let mut d = common::udp_header(500, 0, 1).to_vec();
+    d.extend_from_slice(b"get small\r\n");
+    u.send(&d).unwrap();
+    let reply = common::udp_recv(&u).expect("a reply");
+    assert_eq!(reply.payload, b"VALUE small 0 2\r\nhi\r\nEND\r\n");
+}

@@ -86,6 +86,44 @@ pub fn level_filter(verbose: u8) -> log::LevelFilter {
     }
 }
 
+/// The line logged at start (with `-v`): version, listening addresses,
+/// threads and memory limit.
+fn startup_line(st: &Settings, l: &crate::listen::Listeners) -> String {
+    let addrs = |v: Vec<String>| {
+        if v.is_empty() {
+            "off".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let tcp = addrs(
+        l.tcp
+            .iter()
+            .filter_map(|t| t.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect(),
+    );
+    let udp = addrs(
+        l.udp
+            .iter()
+            .filter_map(|g| g.first()?.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect(),
+    );
+    let unix = st
+        .socket_path
+        .as_ref()
+        .map_or("off".to_string(), |p| p.display().to_string());
+    format!(
+        "rmemcached {}, speaking memcached {}: TCP {tcp}; UDP {udp}; unix {unix}; \
+         {} worker threads; -m {} MiB",
+        env!("CARGO_PKG_VERSION"),
+        crate::VERSION,
+        st.num_threads,
+        st.maxbytes / (1024 * 1024)
+    )
+}
+
 /// A listening socket watched by the main thread.
 enum Listener {
     Tcp(TcpListener),
@@ -110,6 +148,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
     );
     let mut workers =
         thread::start(&server, &listeners.udp).map_err(|e| format!("starting workers: {e}"))?;
+    log::info!("{}", startup_line(&server.settings, &listeners));
 
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut socks = Vec::new();

@@ -1,0 +1,104 @@
+//! Properties of the protocol code over arbitrary bytes (proptest): the
+//! text, meta and binary parsers and the UDP datagram path never panic,
+//! always either consume a request or ask for more bytes, and never build
+//! a reply larger than their limits allow.
+use proptest::prelude::*;
+
+use rmemcached::proto::binary::{self, Parsed};
+use rmemcached::proto::text::{self, Session};
+use rmemcached::settings::Settings;
+use rmemcached::{udp, Server};
+
+fn server() -> Server {
+    Server::new(Settings {
+        maxbytes: 8 << 20,
+        ..Settings::default()
+    })
+}
+
+/// Bytes that look like protocol: pieces of real commands and flags mixed
+/// with arbitrary bytes, so that the parsers get past their first checks.
+fn protocolish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"get ".to_vec()),
+        Just(b"set k 0 0 3\r\nabc\r\n".to_vec()),
+        Just(b"mg k v c f t s k O1 q\r\n".to_vec()),
+        Just(b"ms k 2 T10 I C5\r\nhi\r\n".to_vec()),
+        Just(b"ma k N0 J5 D2 MD\r\n".to_vec()),
+        Just(b"md k I q\r\n".to_vec()),
+        Just(b"incr k 1\r\n".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\r\n".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..40),
+    ];
+    prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+}
+
+fn binary_request() -> impl Strategy<Value = Vec<u8>> {
+    (
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..30),
+        prop::collection::vec(any::<u8>(), 0..260),
+        prop::collection::vec(any::<u8>(), 0..100),
+        any::<u64>(),
+        any::<bool>(),
+    )
+        .prop_map(|(opcode, ext, key, value, cas, lie)| {
+            let body = ext.len() + key.len() + value.len();
+            let mut b = vec![0x80, opcode];
+            b.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            b.push(ext.len() as u8);
+            b.extend_from_slice(&[0, 0, 0]);
+            // Sometimes a body length that disagrees with the parts.
+            let bodylen = if lie { body as u32 ^ 0x15 } else { body as u32 };
+            b.extend_from_slice(&bodylen.to_be_bytes());
+            b.extend_from_slice(&7u32.to_be_bytes());
+            b.extend_from_slice(&cas.to_be_bytes());
+            b.extend_from_slice(&ext);
+            b.extend_from_slice(&key);
+            b.extend_from_slice(&value);
+            b
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn text_and_meta_lines_never_panic(line in protocolish()) {
+        let server = server();
+        let mut sess = Session::default();
+        let mut out = Vec::new();
+        for l in line.split(|&b| b == b'\n') {
+            text::process_command(&server, &mut sess, l, &mut out);
+        }
+        prop_assert!(out.len() < 1 << 20);
+    }
+
+    #[test]
+    fn binary_requests_are_consumed_or_wait(req in binary_request(), cut in any::<prop::sample::Index>()) {
+        let server = server();
+        let mut sess = Session::default();
+        let mut out = Vec::new();
+        // A prefix may be answered or wait for more.
+        let prefix = &req[..cut.index(req.len() + 1)];
+        if let Parsed::Done(n, _) = binary::process(&server, &mut sess, prefix, &mut out) {
+            prop_assert!(n <= prefix.len());
+        }
+        // The whole request always has its header, extras and key, so it
+        // is always handled (a lying body length gets an error reply).
+        match binary::process(&server, &mut sess, &req, &mut out) {
+            Parsed::NeedMore => prop_assert!(false, "whole request left waiting"),
+            Parsed::Done(n, _) => prop_assert!(n <= req.len()),
+        }
+    }
+
+    #[test]
+    fn any_datagram_is_handled(payload in prop_oneof![protocolish(), binary_request(), prop::collection::vec(any::<u8>(), 0..300)]) {
+        let server = server();
+        let mut sess = Session { get_budget: udp::MAX_REPLY, ..Session::default() };
+        let mut reply = Vec::new();
+        udp::process_datagram(&server, &mut sess, &payload, &mut reply);
+        prop_assert!(reply.len() <= udp::MAX_REPLY + 64 * 1024);
+    }
+}

@@ -407,16 +407,10 @@ fn update(
     vlen: usize,
     out: &mut Vec<u8>,
 ) -> Action {
-    server.prefix.record_set(key);
-    let status = if !server.cache.size_ok(key.len(), flags, vlen) {
-        server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
-        Some(Status::E2big)
-    } else if !server.cache.can_alloc(key.len(), flags, vlen) {
-        server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
-        Some(Status::Enomem)
-    } else {
-        None
-    };
+    let status = super::text::admit(server, key, flags, vlen).map(|r| match r {
+        super::text::Refusal::TooLarge => Status::E2big,
+        super::text::Refusal::NoMemory => Status::Enomem,
+    });
     if let Some(status) = status {
         error(out, req, status);
         // A failed set must not leave the old value readable.

@@ -419,17 +419,8 @@ fn mset(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
     if f.cas.is_some() && matches!(mode, StoreMode::Set | StoreMode::Replace) {
         mode = StoreMode::Cas;
     }
-    server.prefix.record_set(&key);
-    let refusal: Option<&[u8]> = if !server.cache.size_ok(key.len(), f.client_flags, vlen - 2) {
-        server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
-        Some(b"SERVER_ERROR object too large for cache")
-    } else if !server.cache.can_alloc(key.len(), f.client_flags, vlen - 2) {
-        server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
-        Some(b"SERVER_ERROR out of memory storing object")
-    } else {
-        None
-    };
-    if let Some(msg) = refusal {
+    let refusal = super::text::admit(server, &key, f.client_flags, vlen - 2);
+    if let Some(msg) = refusal.map(super::text::Refusal::text) {
         // Stale data must not outlive a failed store.
         server.cache.delete(&key);
         return fail(out, msg);

@@ -375,16 +375,7 @@ fn process_update(
     }
     let nbytes = vlen as usize;
     let vlen = nbytes + 2;
-    server.prefix.record_set(key);
-    let refusal: Option<&[u8]> = if !server.cache.size_ok(key.len(), flags, nbytes) {
-        server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
-        Some(b"SERVER_ERROR object too large for cache")
-    } else if !server.cache.can_alloc(key.len(), flags, nbytes) {
-        server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
-        Some(b"SERVER_ERROR out of memory storing object")
-    } else {
-        None
-    };
+    let refusal = admit(server, key, flags, nbytes).map(Refusal::text);
     if let Some(msg) = refusal {
         out_string(sess, out, msg);
         // A failed set must not leave the old value readable.
@@ -440,6 +431,41 @@ pub fn complete_nread(
         StoreResult::NoMemory => b"SERVER_ERROR out of memory storing object",
     };
     out_string(sess, out, reply);
+}
+
+/// Why a store is refused before its value is read (memcached's
+/// `item_alloc` failing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Larger than `-I` allows.
+    TooLarge,
+    /// No memory to be had (`-M`).
+    NoMemory,
+}
+
+impl Refusal {
+    /// The text protocol's reply.
+    pub(crate) fn text(self) -> &'static [u8] {
+        match self {
+            Refusal::TooLarge => b"SERVER_ERROR object too large for cache",
+            Refusal::NoMemory => b"SERVER_ERROR out of memory storing object",
+        }
+    }
+}
+
+/// Whether a store of this key and value size may go on to read its value;
+/// records the set for `stats detail` and counts a refusal.
+pub(crate) fn admit(server: &Server, key: &[u8], flags: u32, nbytes: usize) -> Option<Refusal> {
+    server.prefix.record_set(key);
+    if !server.cache.size_ok(key.len(), flags, nbytes) {
+        server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
+        Some(Refusal::TooLarge)
+    } else if !server.cache.can_alloc(key.len(), flags, nbytes) {
+        server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
+        Some(Refusal::NoMemory)
+    } else {
+        None
+    }
 }
 
 /// Count a `cas` store's outcome (`cas_hits`, `cas_badval`, `cas_misses`);

@@ -3,7 +3,9 @@
 //! one, through nix's safe wrappers. memcached calls `recvfrom` and
 //! `sendmsg` once per datagram; under load, when a worker wakes with many
 //! datagrams queued, this saves most of those calls. With one datagram
-//! waiting, it costs the same as `recvfrom`.
+//! waiting it is still one call, but a dearer one in user space: callgrind
+//! counts about 600 more instructions per request than `recvfrom` did
+//! (51.8M -> 63.3M for 20k serial gets).
 //!
 //! Each reply datagram is sent from two slices, its 8-byte frame header and
 //! its part of the reply, so the reply is never copied to be framed.
@@ -187,9 +189,7 @@ pub fn send(
             [] => return Ok(sent_bytes),
             [one] => {
                 let o = &queue[one.0];
-                state.frame.clear();
-                state.frame.extend_from_slice(&frame(one));
-                state.frame.extend_from_slice(o.payload(one.1));
+                o.datagram(one.1, &mut state.frame);
                 sent_bytes += sock.send_to(&state.frame, o.peer)?;
                 queue[one.0].next += 1;
                 continue;

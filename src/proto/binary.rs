@@ -407,16 +407,12 @@ fn update(
     vlen: usize,
     out: &mut Vec<u8>,
 ) -> Action {
-    let status = super::text::admit(server, key, flags, vlen).map(|r| match r {
-        super::text::Refusal::TooLarge => Status::E2big,
-        super::text::Refusal::NoMemory => Status::Enomem,
-    });
-    if let Some(status) = status {
+    if let Some(r) = super::text::admit(server, key, flags, vlen, cmd == op::SET) {
+        let status = match r {
+            super::text::Refusal::TooLarge => Status::E2big,
+            super::text::Refusal::NoMemory => Status::Enomem,
+        };
         error(out, req, status);
-        // A failed set must not leave the old value readable.
-        if cmd == op::SET {
-            server.cache.delete(key);
-        }
         return Action::Swallow(vlen);
     }
     Action::Nread(PendingStore {

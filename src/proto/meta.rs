@@ -419,11 +419,8 @@ fn mset(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
     if f.cas.is_some() && matches!(mode, StoreMode::Set | StoreMode::Replace) {
         mode = StoreMode::Cas;
     }
-    let refusal = super::text::admit(server, &key, f.client_flags, vlen - 2);
-    if let Some(msg) = refusal.map(super::text::Refusal::text) {
-        // Stale data must not outlive a failed store.
-        server.cache.delete(&key);
-        return fail(out, msg);
+    if let Some(r) = super::text::admit(server, &key, f.client_flags, vlen - 2, true) {
+        return fail(out, r.text());
     }
     Action::Nread(PendingStore {
         mode,

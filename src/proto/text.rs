@@ -375,13 +375,8 @@ fn process_update(
     }
     let nbytes = vlen as usize;
     let vlen = nbytes + 2;
-    let refusal = admit(server, key, flags, nbytes).map(Refusal::text);
-    if let Some(msg) = refusal {
-        out_string(sess, out, msg);
-        // A failed set must not leave the old value readable.
-        if mode == StoreMode::Set {
-            server.cache.delete(key);
-        }
+    if let Some(r) = admit(server, key, flags, nbytes, mode == StoreMode::Set) {
+        out_string(sess, out, r.text());
         return Action::Swallow(vlen);
     }
     Action::Nread(PendingStore {
@@ -454,18 +449,30 @@ impl Refusal {
 }
 
 /// Whether a store of this key and value size may go on to read its value;
-/// records the set for `stats detail` and counts a refusal.
-pub(crate) fn admit(server: &Server, key: &[u8], flags: u32, nbytes: usize) -> Option<Refusal> {
+/// records the set for `stats detail` and counts a refusal. On a refusal
+/// with `unlink_old` (a set; any `ms`), the old value is removed, as
+/// memcached does so that stale data does not outlive a failed store.
+pub(crate) fn admit(
+    server: &Server,
+    key: &[u8],
+    flags: u32,
+    nbytes: usize,
+    unlink_old: bool,
+) -> Option<Refusal> {
     server.prefix.record_set(key);
-    if !server.cache.size_ok(key.len(), flags, nbytes) {
+    let refusal = if !server.cache.size_ok(key.len(), flags, nbytes) {
         server.stats.store_too_large.fetch_add(1, Ordering::Relaxed);
-        Some(Refusal::TooLarge)
+        Refusal::TooLarge
     } else if !server.cache.can_alloc(key.len(), flags, nbytes) {
         server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
-        Some(Refusal::NoMemory)
+        Refusal::NoMemory
     } else {
-        None
+        return None;
+    };
+    if unlink_old {
+        server.cache.delete(key);
     }
+    Some(refusal)
 }
 
 /// Count a `cas` store's outcome (`cas_hits`, `cas_badval`, `cas_misses`);

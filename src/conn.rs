@@ -150,6 +150,9 @@ pub struct Conn {
     udp_batch: crate::udp_batch::RecvBatch,
     /// Send state of a UDP connection.
     udp_send: crate::udp_batch::SendBatch,
+    /// The server is stopping: finish the requests already received, then
+    /// close instead of waiting for more.
+    draining: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -189,7 +192,15 @@ impl Conn {
             udp_spare: Vec::new(),
             udp_batch: Default::default(),
             udp_send: Default::default(),
+            draining: false,
         }
+    }
+
+    /// The server is stopping (see [`Conn::draining`](Conn)): a stream
+    /// connection answers what it has read or still finds in its socket
+    /// and then closes; a UDP one sends its queued datagrams and closes.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
     }
 
     /// The mio source to register.
@@ -364,7 +375,9 @@ impl Conn {
                     // because the last read was short (it took everything
                     // there was; anything later raises a new edge). The
                     // second saves a read per request.
-                    if std::mem::take(&mut self.drained) {
+                    // While stopping, read until the socket says it is
+                    // empty, so requests sent before the stop are answered.
+                    if std::mem::take(&mut self.drained) && !self.draining {
                         return Outcome::Idle;
                     }
                     self.set_state(ConnState::Read);
@@ -373,6 +386,11 @@ impl Conn {
                     Ok(0) => self.set_state(ConnState::Closing),
                     Ok(_) => self.set_state(ConnState::ParseCmd),
                     Err(e) if would_block(&e) => {
+                        if self.draining && self.unread().is_empty() {
+                            // Nothing was asked that is not answered.
+                            self.set_state(ConnState::Closing);
+                            continue;
+                        }
                         self.set_state(ConnState::Waiting);
                         return Outcome::Idle;
                     }
@@ -578,8 +596,9 @@ impl Conn {
                 self.close_after_write = true;
                 self.set_state(ConnState::Mwrite);
             }
-            Action::Shutdown => {
-                server.request_shutdown();
+            Action::Shutdown(why) => {
+                // memcached closes the asking connection at once.
+                server.request_stop(why);
                 self.set_state(ConnState::Closing);
             }
         }
@@ -597,7 +616,7 @@ impl Conn {
                 ConnState::Mwrite => match self.flush_udp(server) {
                     Ok(()) => {
                         self.set_state(ConnState::Read);
-                        if drained {
+                        if drained && !self.draining {
                             return Outcome::Idle;
                         }
                     }
@@ -611,6 +630,14 @@ impl Conn {
                     }
                 },
                 _ => {
+                    if self.draining {
+                        // Stopping: send what is queued, take nothing new.
+                        if self.udp_out.is_empty() {
+                            return Outcome::Close;
+                        }
+                        self.set_state(ConnState::Mwrite);
+                        continue;
+                    }
                     if nreqs == 0 {
                         server.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
                         return Outcome::Yield;
@@ -712,8 +739,10 @@ impl Conn {
                     get_budget: udp::MAX_REPLY,
                     ..Session::default()
                 };
-                if udp::process_datagram(server, &mut self.sess, payload, &mut reply) {
-                    server.request_shutdown();
+                if let Some(why) =
+                    udp::process_datagram(server, &mut self.sess, payload, &mut reply)
+                {
+                    server.request_stop(why);
                 }
                 h.request_id
             }

@@ -98,3 +98,12 @@ pub fn save_pid(settings: &Settings) {
         eprintln!("Could not write the pid file {}: {e}", path.display());
     }
 }
+
+/// Remove the `-P` pid file at exit (memcached does so for a daemon).
+pub fn remove_pid(settings: &Settings) {
+    if let Some(path) = &settings.pid_file {
+        if let Err(e) = fs::remove_file(path) {
+            eprintln!("Could not remove the pid file {}: {e}", path.display());
+        }
+    }
+}

@@ -4,11 +4,12 @@
 
 use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mio::net::{TcpListener, UnixListener};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook_mio::v1_0::Signals;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -35,7 +36,29 @@ pub struct Server {
     verbose: AtomicU8,
     /// Per-source UDP reply budget (`-o udp_reply_rate`).
     pub udp_budget: crate::udp_guard::ReplyBudget,
+    /// Why the server is stopping, once it is ([`Stop`] as a byte; 0 while
+    /// running). Workers read it to start draining.
+    stop: AtomicU8,
+    /// Wakes the main thread's poll when `shutdown` asks it to stop.
+    main_waker: OnceLock<Waker>,
 }
+
+/// Why the server stops. Every way drains: no new connections or requests
+/// are taken, replies in flight are finished (for at most
+/// [`DRAIN_LIMIT`]), then the process exits 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stop {
+    /// SIGTERM, SIGINT, or the `shutdown` command (which memcached turns
+    /// into SIGINT).
+    Signal = 1,
+    /// SIGUSR1 or `shutdown graceful` (memcached's graceful stop).
+    Graceful = 2,
+}
+
+/// The longest a stop waits for replies in flight (a client that stopped
+/// reading would otherwise hold the process forever).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Build the shared state from settings.
@@ -51,6 +74,8 @@ impl Server {
             stats: Stats::default(),
             gauges: Gauges::default(),
             prefix,
+            stop: AtomicU8::new(0),
+            main_waker: OnceLock::new(),
         }
     }
 
@@ -68,10 +93,29 @@ impl Server {
         self.verbose.load(Ordering::Relaxed)
     }
 
-    /// `shutdown`: memcached raises SIGINT and exits; so do we.
-    pub fn request_shutdown(&self) {
-        log::warn!("shutdown command received, exiting");
-        std::process::exit(0);
+    /// Begin stopping: the first request wins. The main thread sees it at
+    /// its next poll (woken here) and tells the workers.
+    pub fn request_stop(&self, why: Stop) {
+        if self
+            .stop
+            .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            if let Some(w) = self.main_waker.get() {
+                if let Err(e) = w.wake() {
+                    log::error!("waking the main thread: {e}");
+                }
+            }
+        }
+    }
+
+    /// Whether the server is stopping (workers drain once it is).
+    pub fn stopping(&self) -> Option<Stop> {
+        match self.stop.load(Ordering::Acquire) {
+            1 => Some(Stop::Signal),
+            2 => Some(Stop::Graceful),
+            _ => None,
+        }
     }
 }
 
@@ -167,8 +211,24 @@ pub fn run(settings: Settings) -> Result<(), String> {
             .register(src, Token(i), Interest::READABLE)
             .map_err(|e| e.to_string())?;
     }
+    let signal_token = Token(socks.len());
+    let waker_token = Token(socks.len() + 1);
+    // memcached stops on SIGTERM and SIGINT, stops gracefully on SIGUSR1,
+    // and takes SIGHUP without dying.
+    let mut signals = Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGHUP])
+        .map_err(|e| format!("signal handlers: {e}"))?;
+    poll.registry()
+        .register(&mut signals, signal_token, Interest::READABLE)
+        .map_err(|e| e.to_string())?;
+    let waker = Waker::new(poll.registry(), waker_token).map_err(|e| e.to_string())?;
+    let _ = server.main_waker.set(waker);
     let mut events = Events::with_capacity(64);
     loop {
+        if let Some(why) = server.stopping() {
+            drop(socks);
+            stop(&server, why, workers);
+            return Ok(());
+        }
         match poll.poll(&mut events, Some(Duration::from_secs(1))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -188,10 +248,32 @@ pub fn run(settings: Settings) -> Result<(), String> {
             }
         }
         for ev in events.iter() {
-            if let Some(l) = socks.get(ev.token().0) {
+            if ev.token() == signal_token {
+                for sig in signals.pending() {
+                    match sig {
+                        libc::SIGUSR1 => server.request_stop(Stop::Graceful),
+                        libc::SIGHUP => log::info!("SIGHUP received, ignored"),
+                        _ => server.request_stop(Stop::Signal),
+                    }
+                }
+            } else if let Some(l) = socks.get(ev.token().0) {
                 accept_all(l, &server, &mut workers);
             }
         }
+    }
+}
+
+/// Stop: the listening sockets are already closed; the workers drain
+/// their connections and end, then the pid file of a daemon goes, as in
+/// memcached.
+fn stop(server: &Server, why: Stop, workers: Workers) {
+    match why {
+        Stop::Graceful => eprintln!("Gracefully stopping"),
+        Stop::Signal => log::info!("Exiting normally"),
+    }
+    workers.stop();
+    if server.settings.daemonize {
+        crate::daemon::remove_pid(&server.settings);
     }
 }
 

@@ -13,6 +13,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -55,6 +56,24 @@ impl Workers {
             .push_back(transport);
         if let Err(e) = w.waker.wake() {
             log::error!("waking worker: {e}");
+        }
+    }
+}
+
+impl Workers {
+    /// Wake every worker to see that the server is stopping, and wait
+    /// until each has drained its connections (at most
+    /// [`crate::server::DRAIN_LIMIT`]) and ended.
+    pub fn stop(self) {
+        for w in &self.handles {
+            if let Err(e) = w.waker.wake() {
+                log::error!("waking worker: {e}");
+            }
+        }
+        for w in self.handles {
+            if w.thread.join().is_err() {
+                log::error!("a worker panicked while stopping");
+            }
         }
     }
 }
@@ -130,8 +149,26 @@ impl Worker {
         let idle_timeout = self.server.settings.idle_timeout;
         // With an idle timeout the loop also wakes once a second to look
         // for idle connections (memcached runs a thread for that).
-        let tick = (idle_timeout > 0).then_some(std::time::Duration::from_secs(1));
+        let mut tick = (idle_timeout > 0).then_some(Duration::from_secs(1));
+        let mut drain_until = None;
         loop {
+            if drain_until.is_none() && self.server.stopping().is_some() {
+                drain_until = Some(Instant::now() + crate::server::DRAIN_LIMIT);
+                tick = Some(Duration::from_millis(50));
+                self.begin_drain();
+            }
+            if let Some(deadline) = drain_until {
+                if self.conns.is_empty() {
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    log::warn!(
+                        "stopping: closing {} connections with replies still unsent",
+                        self.conns.len()
+                    );
+                    return;
+                }
+            }
             if let Err(e) = self.poll.poll(&mut events, tick) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -168,6 +205,20 @@ impl Worker {
         }
     }
 
+    /// The server is stopping: take what the main thread queued (those
+    /// clients may have sent requests already), then let every connection
+    /// finish the requests it has and close. Idle ones close here.
+    fn begin_drain(&mut self) {
+        self.accept_queued();
+        let tokens: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in tokens {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.begin_drain();
+            }
+            self.drive(Token(key));
+        }
+    }
+
     /// Register every connection the main thread queued for us.
     fn accept_queued(&mut self) {
         loop {
@@ -178,6 +229,9 @@ impl Worker {
                 .pop_front();
             let Some(transport) = next else { break };
             let mut conn = Conn::new(transport, self.server.cache.clock().now());
+            if self.server.stopping().is_some() {
+                conn.begin_drain();
+            }
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key());
             if let Err(e) = self.poll.registry().register(

@@ -163,13 +163,13 @@ impl Outgoing {
 /// in `reply` (one message per datagram). Nothing reads past the end of the
 /// datagram: a store whose value is cut short gets `CLIENT_ERROR bad data
 /// chunk` at once, and a trailing line without `\n` is dropped. Returns
-/// whether a `shutdown` was accepted.
+/// the stop a `shutdown` asked for, if one was accepted.
 pub fn process_datagram(
     server: &crate::Server,
     sess: &mut crate::proto::text::Session,
     payload: &[u8],
     reply: &mut Vec<u8>,
-) -> bool {
+) -> Option<crate::server::Stop> {
     use crate::proto::text::{self, Action};
     use crate::settings::Protocol;
     let binary = match server.settings.binding_protocol {
@@ -179,7 +179,7 @@ pub fn process_datagram(
     };
     if binary {
         process_binary(server, sess, payload, reply);
-        return false;
+        return None;
     }
     let mut pos = 0;
     while pos < payload.len() {
@@ -219,10 +219,10 @@ pub fn process_datagram(
                 break;
             }
             Action::Quit => break,
-            Action::Shutdown => return true,
+            Action::Shutdown(why) => return Some(why),
         }
     }
-    false
+    None
 }
 
 /// The binary requests of one datagram (memcached decides the protocol
@@ -254,7 +254,7 @@ fn process_binary(
                 pos += p.vlen;
             }
             Action::Swallow(n) => pos += n.min(payload.len() - pos),
-            Action::Close | Action::Quit | Action::Shutdown => return,
+            Action::Close | Action::Quit | Action::Shutdown(_) => return,
             Action::Continue | Action::Flush | Action::GetMore(..) => {}
         }
     }

@@ -14,6 +14,7 @@ use super::get::GetCmd;
 use super::number::{strtol, strtoul, strtoull};
 use crate::cache::items::KEY_MAX_LENGTH;
 use crate::cache::{DeltaResult, StoreMode, StoreResult};
+use crate::server::Stop;
 use crate::{stats, Server};
 
 /// memcached's `MAX_TOKENS`: a line is cut into at most 23 tokens plus the
@@ -71,7 +72,7 @@ pub enum Action {
     /// Send what is queued, then close (`quit`).
     Quit,
     /// Stop the server (`shutdown` with `-A`).
-    Shutdown,
+    Shutdown(crate::server::Stop),
 }
 
 /// Reply bytes a retrieval may queue on a stream connection before it
@@ -622,9 +623,11 @@ fn process_shutdown(
         out_string(sess, out, b"ERROR: shutdown not enabled");
         return Action::Continue;
     }
-    let n = t.ntokens();
-    if n == 2 || (n == 3 && t.get(1) == b"graceful") {
-        return Action::Shutdown;
+    // memcached raises SIGINT for `shutdown`, SIGUSR1 for `graceful`.
+    match (t.ntokens(), t.get(1)) {
+        (2, _) => return Action::Shutdown(Stop::Signal),
+        (3, b"graceful") => return Action::Shutdown(Stop::Graceful),
+        _ => {}
     }
     out_string(sess, out, b"CLIENT_ERROR invalid shutdown mode");
     Action::Continue

@@ -153,6 +153,9 @@ pub struct Conn {
     /// The server is stopping: finish the requests already received, then
     /// close instead of waiting for more.
     draining: bool,
+    /// Holds a read-buffer chunk of the worker's `read_buf_mem_limit`
+    /// pool (see `conn_mem`).
+    holds_rbuf: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -193,7 +196,45 @@ impl Conn {
             udp_batch: Default::default(),
             udp_send: Default::default(),
             draining: false,
+            holds_rbuf: false,
         }
+    }
+
+    /// Count this stream connection's buffers in its worker's
+    /// `-o read_buf_mem_limit` pool.
+    pub fn set_mem(&mut self, mem: &std::sync::Arc<crate::conn_mem::ThreadMem>) {
+        if mem.limited() && !self.is_udp() {
+            self.sess.mem = Some(mem.clone());
+        }
+    }
+
+    /// Give back what the connection holds of its worker's pool.
+    pub fn release_mem(&mut self) {
+        self.sess.release_resps();
+        self.release_rbuf();
+    }
+
+    fn release_rbuf(&mut self) {
+        if std::mem::take(&mut self.holds_rbuf) {
+            if let Some(m) = &self.sess.mem {
+                m.put_rbuf();
+            }
+        }
+    }
+
+    /// `conn_read` of a stream: take a read-buffer chunk from the pool
+    /// if counted and not held (memcached closes when there is none; an
+    /// error other than `WouldBlock` does that here), then read.
+    fn take_rbuf_then_read(&mut self, server: &Server) -> io::Result<usize> {
+        if let Some(m) = &self.sess.mem {
+            if !self.holds_rbuf {
+                if !m.take_rbuf() {
+                    return Err(io::Error::other("read_buf_mem_limit: no read buffer"));
+                }
+                self.holds_rbuf = true;
+            }
+        }
+        self.stream_read(server)
     }
 
     /// The server is stopping (see [`Conn::draining`](Conn)): a stream
@@ -360,6 +401,7 @@ impl Conn {
                         } else {
                             self.shrink_buffers();
                             self.sync_read_buf(&server.gauges, false);
+                            self.release_rbuf();
                             self.set_state(ConnState::Waiting);
                         }
                     } else if self.wpos < self.wbuf.len() {
@@ -382,7 +424,7 @@ impl Conn {
                     }
                     self.set_state(ConnState::Read);
                 }
-                ConnState::Read => match self.stream_read(server) {
+                ConnState::Read => match self.take_rbuf_then_read(server) {
                     Ok(0) => self.set_state(ConnState::Closing),
                     Ok(_) => self.set_state(ConnState::ParseCmd),
                     Err(e) if would_block(&e) => {
@@ -390,6 +432,9 @@ impl Conn {
                             // Nothing was asked that is not answered.
                             self.set_state(ConnState::Closing);
                             continue;
+                        }
+                        if self.unread().is_empty() {
+                            self.release_rbuf();
                         }
                         self.set_state(ConnState::Waiting);
                         return Outcome::Idle;
@@ -431,6 +476,7 @@ impl Conn {
                         self.wbuf.clear();
                         self.wpos = 0;
                         self.sess.held.clear();
+                        self.sess.release_resps();
                         if self.close_after_write {
                             self.set_state(ConnState::Closing);
                         } else {
@@ -530,6 +576,11 @@ impl Conn {
         let line = &self.rbuf[start..start + end];
         self.sess.unsent = self.wpos;
         self.last_cmd_time = server.cache.clock().now();
+        if !self.sess.resp_start() {
+            // No response object for the reply: memcached closes.
+            self.set_state(ConnState::Closing);
+            return;
+        }
         let action = text::process_command(server, &mut self.sess, line, &mut self.wbuf);
         if let Action::GetMore(cmd, offset) = action {
             // Keep the keys not served yet; the line itself is consumed.
@@ -545,8 +596,17 @@ impl Conn {
     fn parse_binary(&mut self, server: &Server) {
         let buf = &self.rbuf[self.rpos..self.rlen];
         self.last_cmd_time = server.cache.clock().now();
+        if !self.sess.resp_start() {
+            self.set_state(ConnState::Closing);
+            return;
+        }
         match binary::process(server, &mut self.sess, buf, &mut self.wbuf) {
             binary::Parsed::NeedMore => {
+                // Not a request yet: give the response object back.
+                if let Some(m) = &self.sess.mem {
+                    m.put_resps(1);
+                    self.sess.resps -= 1;
+                }
                 // Send what earlier pipelined requests produced first.
                 if self.wpos < self.wbuf.len() {
                     self.set_state(ConnState::Mwrite);

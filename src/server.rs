@@ -41,6 +41,8 @@ pub struct Server {
     stop: AtomicU8,
     /// Wakes the main thread's poll when `shutdown` asks it to stop.
     main_waker: OnceLock<Waker>,
+    /// Each worker's pool for `-o read_buf_mem_limit`, by worker id.
+    pub thread_mem: Vec<Arc<crate::conn_mem::ThreadMem>>,
 }
 
 /// Why the server stops. Every way drains: no new connections or requests
@@ -67,6 +69,14 @@ impl Server {
         let cache = Cache::new(clock, &crate::cache::CacheConfig::from_settings(&settings));
         let prefix = PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled);
         Server {
+            thread_mem: (0..settings.num_threads.max(1))
+                .map(|_| {
+                    Arc::new(crate::conn_mem::ThreadMem::new(
+                        settings.read_buf_mem_limit as usize,
+                        settings.num_threads,
+                    ))
+                })
+                .collect(),
             verbose: AtomicU8::new(settings.verbose),
             udp_budget: crate::udp_guard::ReplyBudget::new(settings.udp_reply_rate),
             settings,

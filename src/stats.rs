@@ -155,16 +155,27 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
         stat(out, "rejected_connections", get(&s.rejected_connections));
     }
     stat(out, "connection_structures", get(&g.connection_structures));
-    // memcached's response objects and its pool of free read buffers have
-    // no counterpart: replies go straight into each connection's write
-    // buffer, and each connection owns its read buffer.
-    stat(out, "response_obj_oom", 0);
-    stat(out, "response_obj_count", 0);
-    stat(out, "response_obj_bytes", 0);
+    // memcached's response objects are counted only under
+    // `-o read_buf_mem_limit` (see `conn_mem`); there is no pool of free
+    // read buffers: each connection owns its read buffer.
+    let pools = &server.thread_mem;
+    let sum =
+        |f: &dyn Fn(&crate::conn_mem::ThreadMem) -> u64| pools.iter().map(|m| f(m)).sum::<u64>();
+    stat(out, "response_obj_oom", sum(&|m| get(&m.response_obj_oom)));
+    stat(
+        out,
+        "response_obj_count",
+        sum(&|m| get(&m.response_obj_count)),
+    );
+    stat(
+        out,
+        "response_obj_bytes",
+        sum(&|m| m.response_bytes() as u64),
+    );
     stat(out, "read_buf_count", get(&g.read_buf_count));
     stat(out, "read_buf_bytes", get(&g.read_buf_bytes));
     stat(out, "read_buf_bytes_free", 0);
-    stat(out, "read_buf_oom", 0);
+    stat(out, "read_buf_oom", sum(&|m| get(&m.read_buf_oom)));
     // No descriptors are set aside from `-c` (see docs/ARCHITECTURE.md).
     stat(out, "reserved_fds", 0);
     for (name, v) in [
@@ -358,6 +369,7 @@ pub fn settings(
     stat(out, "flush_enabled", yes_no(st.flush_enabled));
     stat(out, "dump_enabled", yes_no(st.dump_enabled));
     stat(out, "idle_timeout", st.idle_timeout);
+    stat(out, "read_buf_mem_limit", st.read_buf_mem_limit);
     stat(out, "udp_reuseport", yes_no(st.udp_reuseport));
     match &st.udp_allow {
         crate::udp_guard::UdpAllow::Any => stat(out, "udp_allow", "any"),

@@ -109,6 +109,7 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
             queue: queue.clone(),
             conns,
             pending: Vec::new(),
+            mem: server.thread_mem[id].clone(),
             server: server.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -141,6 +142,8 @@ struct Worker {
     pending: Vec<Token>,
     /// Shared server state.
     server: Arc<Server>,
+    /// This worker's `-o read_buf_mem_limit` pool.
+    mem: Arc<crate::conn_mem::ThreadMem>,
 }
 
 impl Worker {
@@ -229,6 +232,7 @@ impl Worker {
                 .pop_front();
             let Some(transport) = next else { break };
             let mut conn = Conn::new(transport, self.server.cache.clock().now());
+            conn.set_mem(&self.mem);
             if self.server.stopping().is_some() {
                 conn.begin_drain();
             }
@@ -271,6 +275,7 @@ impl Worker {
     fn close(&mut self, token: Token) {
         let mut conn = self.conns.remove(token.0);
         conn.sync_read_buf(&self.server.gauges, true);
+        conn.release_mem();
         if let Err(e) = self.poll.registry().deregister(conn.source()) {
             log::warn!("deregister connection {}: {e}", token.0);
         }

@@ -92,6 +92,7 @@ pub fn serve_keys(
     let limit = out.len().saturating_add(sess.get_budget);
     let s = &server.stats;
     let mut pos = 0;
+    let mut later = false;
     loop {
         while pos < keys.len() && keys[pos] == b' ' {
             pos += 1;
@@ -108,6 +109,21 @@ pub fn serve_keys(
             .map_or(keys.len(), |e| pos + e);
         let key = &keys[pos..end];
         pos = end;
+        // Each key after the first needs a response object of its own
+        // (the first uses the command's); see `conn_mem`.
+        if std::mem::replace(&mut later, true) && !sess.resp_start() {
+            // memcached drops every reply not yet sent and reports the
+            // failure on a fresh response object.
+            out.truncate(sess.unsent);
+            sess.release_resps();
+            sess.resp_start();
+            out_string(
+                sess,
+                out,
+                b"SERVER_ERROR out of memory writing get response",
+            );
+            return Progress::Failed;
+        }
         if key.len() > KEY_MAX_LENGTH {
             // memcached releases every reply not yet sent, this command's
             // and earlier ones', then reports the error.

@@ -97,9 +97,35 @@ pub struct Session {
     /// until it is sent, and `incr`/`decr` then make a new item instead of
     /// rewriting the held one in place; the value's length shows it.
     pub held: Vec<Vec<u8>>,
+    /// The worker's pool under `-o read_buf_mem_limit` (stream
+    /// connections only; `None` counts nothing).
+    pub mem: Option<std::sync::Arc<crate::conn_mem::ThreadMem>>,
+    /// Response objects this connection holds from the pool.
+    pub resps: usize,
 }
 
 impl Session {
+    /// Take a response object for one more reply (memcached's
+    /// `resp_start`); false when the pool is spent.
+    pub fn resp_start(&mut self) -> bool {
+        match &self.mem {
+            None => true,
+            Some(m) if m.take_resp() => {
+                self.resps += 1;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Give back every response object held (the replies were written or
+    /// dropped).
+    pub fn release_resps(&mut self) {
+        if let Some(m) = &self.mem {
+            m.put_resps(std::mem::take(&mut self.resps));
+        }
+    }
+
     /// Remember that an unsent reply holds the item of `key`.
     pub fn hold(&mut self, key: &[u8]) {
         if self.held.len() < 64 && !self.held.iter().any(|k| k == key) {
@@ -121,6 +147,8 @@ impl Default for Session {
             unsent: 0,
             get_budget: STREAM_GET_BUDGET,
             held: Vec::new(),
+            mem: None,
+            resps: 0,
         }
     }
 }

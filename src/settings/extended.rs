@@ -11,6 +11,7 @@
 //! | `maxconns_fast`, `no_maxconns_fast` | [`Settings::maxconns_fast`](super::Settings::maxconns_fast) |
 //! | `hashpower=N` (12..=32) | [`Settings::hashpower_init`](super::Settings::hashpower_init) |
 //! | `idle_timeout=S` | [`Settings::idle_timeout`](super::Settings::idle_timeout) (negative = 0) |
+//! | `read_buf_mem_limit=MB` | [`Settings::read_buf_mem_limit`](super::Settings::read_buf_mem_limit) |
 //! | `slab_chunk_max=BYTES` | [`Settings::slab_chunk_size_max`](super::Settings::slab_chunk_size_max); plain bytes, no suffix, as in 1.6.18 |
 //! | `slab_sizes=A-B-...` | [`Settings::slab_sizes`](super::Settings::slab_sizes) |
 //! | `no_chunked_items` | `slab_chunk_size_max` = slab page size |
@@ -30,7 +31,7 @@
 //! `warm_max_factor`, `temporary_ttl`, `watcher_logbuf_size`,
 //! `worker_logbuf_size`, `track_sizes`, `inline_ascii_resp`,
 //! `no_inline_ascii_resp`, `modern`, `drop_privileges`,
-//! `no_drop_privileges`, `relaxed_privileges`, `read_buf_mem_limit`,
+//! `no_drop_privileges`, `relaxed_privileges`,
 //! `sock_cookie_id`, the TLS ones (`ssl_chain_cert`, `ssl_key`,
 //! `ssl_keyformat`, `ssl_verify_mode`, `ssl_ciphers`, `ssl_ca_cert`,
 //! `ssl_wbuf_size`, `ssl_session_cache`, `ssl_kernel_tls`,
@@ -142,6 +143,12 @@ fn one(
         "idle_timeout" => {
             let n = atoi(need(value, "Missing numeric argument for idle_timeout")?);
             s.idle_timeout = n.max(0) as u32;
+            Honoured
+        }
+        "read_buf_mem_limit" => {
+            // Megabytes, kept in bytes as a 32-bit value, as memcached does.
+            let mb = u32_value(name, value)?;
+            s.read_buf_mem_limit = mb.wrapping_mul(1024 * 1024);
             Honoured
         }
         "slab_chunk_max" => {
@@ -298,7 +305,6 @@ fn one(
         }
         "watcher_logbuf_size"
         | "worker_logbuf_size"
-        | "read_buf_mem_limit"
         | "ssl_wbuf_size"
         | "ext_wbuf_size"
         | "ext_threads"

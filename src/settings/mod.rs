@@ -125,6 +125,10 @@ pub struct Settings {
     /// Close idle connections after this many seconds (`-o idle_timeout`,
     /// 0 = never).
     pub idle_timeout: u32,
+    /// Bytes of read buffers and response objects all workers may hold
+    /// (`-o read_buf_mem_limit`, in megabytes; 0 = no limit); see
+    /// [`crate::conn_mem`].
+    pub read_buf_mem_limit: u32,
     /// One `SO_REUSEPORT` UDP socket per worker instead of one shared socket
     /// (`-o udp_reuseport`; an rmemcached extension).
     pub udp_reuseport: bool,
@@ -212,6 +216,7 @@ impl Default for Settings {
             maxconns_fast: true,
             hashpower_init: 0,
             idle_timeout: 0,
+            read_buf_mem_limit: 0,
             udp_reuseport: false,
             udp_allow: Default::default(),
             udp_reply_rate: 0,

@@ -25,6 +25,7 @@ const READ_SIZE: usize = 16 * 1024;
 
 /// The states of a connection, memcached's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum ConnState {
     /// A listening socket (the main thread's accept loop).
     Listening,
@@ -50,6 +51,29 @@ pub enum ConnState {
 }
 
 impl ConnState {
+    const ALL: [ConnState; 10] = [
+        ConnState::Listening,
+        ConnState::NewCmd,
+        ConnState::Waiting,
+        ConnState::Read,
+        ConnState::ParseCmd,
+        ConnState::Nread,
+        ConnState::Swallow,
+        ConnState::Write,
+        ConnState::Mwrite,
+        ConnState::Closing,
+    ];
+
+    /// The state as a small number (for [`crate::conn_list`]).
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// The state numbered `i` by [`ConnState::index`].
+    pub fn from_index(i: u8) -> ConnState {
+        Self::ALL[usize::from(i).min(Self::ALL.len() - 1)]
+    }
+
     /// memcached's name for the state, as `-vvv` prints it.
     pub fn name(self) -> &'static str {
         match self {
@@ -156,6 +180,8 @@ pub struct Conn {
     /// Holds a read-buffer chunk of the worker's `read_buf_mem_limit`
     /// pool (see `conn_mem`).
     holds_rbuf: bool,
+    /// This connection's line in `stats conns`.
+    entry: Option<std::sync::Arc<crate::conn_list::ConnEntry>>,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -197,6 +223,36 @@ impl Conn {
             udp_send: Default::default(),
             draining: false,
             holds_rbuf: false,
+            entry: None,
+        }
+    }
+
+    /// Enter the connection in `stats conns`, with memcached's address
+    /// texts: the peer (a unix client has none) and the local address.
+    pub fn list_in(&mut self, list: &crate::conn_list::ConnList, now: u32) {
+        use crate::conn_list::{inet_text, unix_text};
+        let (addr, listen) = match &self.transport {
+            Transport::Tcp(s) => (
+                s.peer_addr().map(|a| inet_text(false, a)),
+                s.local_addr().ok().map(|a| inet_text(false, a)),
+            ),
+            Transport::Unix(s) => (
+                Ok(unix_text(None)),
+                s.local_addr()
+                    .ok()
+                    .map(|a| unix_text(Some(a.as_pathname().unwrap_or("".as_ref())))),
+            ),
+            Transport::Udp(s) => (s.local_addr().map(|a| inet_text(true, a)), None),
+        };
+        let addr = addr.unwrap_or_else(|_| "<closed>".to_string());
+        self.entry = Some(list.add(self.fd(), self.is_udp(), addr, listen, self.state, now));
+    }
+
+    /// A command arrived: note the time (idle timeout, `stats conns`).
+    fn touch(&mut self, server: &Server) {
+        self.last_cmd_time = server.cache.clock().now();
+        if let Some(e) = &self.entry {
+            e.set_last_cmd(self.last_cmd_time);
         }
     }
 
@@ -254,7 +310,7 @@ impl Conn {
     }
 
     /// The socket's file descriptor, for log lines (memcached logs by fd).
-    fn fd(&self) -> std::os::fd::RawFd {
+    pub fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         match &self.transport {
             Transport::Tcp(s) => s.as_raw_fd(),
@@ -290,6 +346,9 @@ impl Conn {
                 state.name()
             );
             self.state = state;
+            if let Some(e) = &self.entry {
+                e.set_state(state);
+            }
         }
     }
 
@@ -573,14 +632,14 @@ impl Conn {
         }
         let start = self.rpos;
         self.rpos += nl + 1;
-        let line = &self.rbuf[start..start + end];
         self.sess.unsent = self.wpos;
-        self.last_cmd_time = server.cache.clock().now();
+        self.touch(server);
         if !self.sess.resp_start() {
             // No response object for the reply: memcached closes.
             self.set_state(ConnState::Closing);
             return;
         }
+        let line = &self.rbuf[start..start + end];
         let action = text::process_command(server, &mut self.sess, line, &mut self.wbuf);
         if let Action::GetMore(cmd, offset) = action {
             // Keep the keys not served yet; the line itself is consumed.
@@ -594,12 +653,12 @@ impl Conn {
 
     /// memcached's `try_read_command_binary`.
     fn parse_binary(&mut self, server: &Server) {
-        let buf = &self.rbuf[self.rpos..self.rlen];
-        self.last_cmd_time = server.cache.clock().now();
+        self.touch(server);
         if !self.sess.resp_start() {
             self.set_state(ConnState::Closing);
             return;
         }
+        let buf = &self.rbuf[self.rpos..self.rlen];
         match binary::process(server, &mut self.sess, buf, &mut self.wbuf) {
             binary::Parsed::NeedMore => {
                 // Not a request yet: give the response object back.

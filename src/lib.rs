@@ -55,6 +55,7 @@
 pub mod cache;
 pub mod clock;
 pub mod conn;
+pub mod conn_list;
 pub mod conn_mem;
 pub mod daemon;
 pub mod listen;

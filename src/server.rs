@@ -3,6 +3,7 @@
 //! state of `drive_machine`.
 
 use std::io::{self, Write as _};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct Server {
     stop: AtomicU8,
     /// Wakes the main thread's poll when `shutdown` asks it to stop.
     main_waker: OnceLock<Waker>,
+    /// Every open socket, for `stats conns`.
+    pub conn_list: crate::conn_list::ConnList,
     /// Each worker's pool for `-o read_buf_mem_limit`, by worker id.
     pub thread_mem: Vec<Arc<crate::conn_mem::ThreadMem>>,
 }
@@ -77,6 +80,7 @@ impl Server {
                     ))
                 })
                 .collect(),
+            conn_list: Default::default(),
             verbose: AtomicU8::new(settings.verbose),
             udp_budget: crate::udp_guard::ReplyBudget::new(settings.udp_reply_rate),
             settings,
@@ -206,10 +210,20 @@ pub fn run(settings: Settings) -> Result<(), String> {
 
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut socks = Vec::new();
+    let now = server.cache.clock().now();
+    let list = |fd, addr| {
+        let state = crate::conn::ConnState::Listening;
+        server.conn_list.add(fd, false, addr, None, state, now);
+    };
     for l in listeners.tcp {
+        if let Ok(a) = l.local_addr() {
+            list(l.as_raw_fd(), crate::conn_list::inet_text(false, a));
+        }
         socks.push(Listener::Tcp(TcpListener::from_std(l)));
     }
     if let Some(l) = listeners.unix {
+        let path = server.settings.socket_path.as_deref();
+        list(l.as_raw_fd(), crate::conn_list::unix_text(path));
         socks.push(Listener::Unix(UnixListener::from_std(l)));
     }
     for (i, l) in socks.iter_mut().enumerate() {

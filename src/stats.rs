@@ -388,6 +388,7 @@ pub fn group(server: &Server, name: &[u8], out: &mut Vec<u8>) {
         b"items" => items(server, out),
         b"slabs" => slabs(server, out),
         b"sizes" => stat(out, "sizes_status", "disabled"),
+        b"conns" => server.conn_list.write(server.cache.clock().now(), out),
         _ => {}
     }
     out.extend_from_slice(b"END\r\n");

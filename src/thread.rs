@@ -101,6 +101,7 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
                 token,
                 Interest::READABLE | Interest::WRITABLE,
             )?;
+            conn.list_in(&server.conn_list, server.cache.clock().now());
             entry.insert(conn);
         }
         let mut worker = Worker {
@@ -250,6 +251,7 @@ impl Worker {
                     .fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
+            conn.list_in(&self.server.conn_list, self.server.cache.clock().now());
             entry.insert(conn);
             // A client may have sent its request before we registered.
             self.drive(token);
@@ -276,6 +278,7 @@ impl Worker {
         let mut conn = self.conns.remove(token.0);
         conn.sync_read_buf(&self.server.gauges, true);
         conn.release_mem();
+        self.server.conn_list.remove(conn.fd());
         if let Err(e) = self.poll.registry().deregister(conn.source()) {
             log::warn!("deregister connection {}: {e}", token.0);
         }

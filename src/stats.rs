@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::settings::{Protocol, Settings};
+use crate::settings::{InertGroup, Protocol, Settings};
 use crate::Server;
 
 /// Declares the counter struct and the names `stats reset` clears.
@@ -365,11 +365,30 @@ pub fn settings(
     stat(out, "item_size_max", st.item_size_max);
     stat(out, "maxconns_fast", yes_no(st.maxconns_fast));
     stat(out, "hashpower_init", st.hashpower_init);
+    let inert = |group, out: &mut Vec<u8>| {
+        for (name, value) in st.inert_settings(group) {
+            stat(out, name, value);
+        }
+    };
+    stat(out, "slab_reassign", yes_no(st.slab_reassign));
+    inert(InertGroup::SlabMover, out);
     stat(out, "slab_chunk_max", st.slab_chunk_size_max);
+    stat(out, "lru_crawler", yes_no(st.lru_crawler));
+    inert(InertGroup::Crawler, out);
     stat(out, "flush_enabled", yes_no(st.flush_enabled));
     stat(out, "dump_enabled", yes_no(st.dump_enabled));
+    inert(InertGroup::Hash, out);
+    stat(
+        out,
+        "lru_maintainer_thread",
+        yes_no(st.lru_maintainer_thread),
+    );
+    stat(out, "lru_segmented", yes_no(st.lru_segmented));
+    inert(InertGroup::Lru, out);
     stat(out, "idle_timeout", st.idle_timeout);
+    inert(InertGroup::Logger, out);
     stat(out, "read_buf_mem_limit", st.read_buf_mem_limit);
+    inert(InertGroup::Tail, out);
     stat(out, "udp_reuseport", yes_no(st.udp_reuseport));
     match &st.udp_allow {
         crate::udp_guard::UdpAllow::Any => stat(out, "udp_allow", "any"),

@@ -73,6 +73,8 @@ pub(super) fn apply(state: &mut State, list: &str) -> Result<(), SettingsError> 
                 if !ignored.iter().any(|n| n == name) {
                     ignored.push(name.to_owned());
                 }
+                let given = (name.to_owned(), value.map(str::to_owned));
+                state.settings.ignored_values.push(given);
             }
         }
     }
@@ -185,6 +187,9 @@ fn one(
             }
             s.maxconns_fast = false;
             state.lru_maintainer = false;
+            // It also turns the slab mover off and picks the jenkins hash,
+            // which only `stats settings` shows (see the `shown` module).
+            s.ignored_values.push(("no_modern".into(), None));
             Honoured
         }
         "udp_reuseport" => {
@@ -272,10 +277,13 @@ fn one(
         }
         "lru_maintainer" => {
             state.lru_maintainer = true;
+            // memcached turns segmentation on and off with it.
+            s.lru_segmented = true;
             Ignored
         }
         "no_lru_maintainer" => {
             state.lru_maintainer = false;
+            s.lru_segmented = false;
             Ignored
         }
         "hot_lru_pct" | "warm_lru_pct" => {

@@ -14,6 +14,8 @@
 
 mod cmdline;
 mod cnum;
+mod shown;
+pub use shown::InertGroup;
 mod error;
 mod extended;
 mod usage;
@@ -166,6 +168,9 @@ pub struct Settings {
     /// settings` and the log can show them. See the `extended` module for
     /// which names those are.
     pub ignored_options: Vec<String>,
+    /// Every such option as given, with its value, in order: `stats
+    /// settings` shows the last value of each (see the `shown` module).
+    pub ignored_values: Vec<(String, Option<String>)>,
     /// Whether `slabs reassign` is allowed (`-o slab_reassign`, on by
     /// default; `no_slab_reassign` and `no_modern` turn it off).
     pub slab_reassign: bool,
@@ -228,6 +233,7 @@ impl Default for Settings {
             memory_file: None,
             auth_file: None,
             ignored_options: Vec::new(),
+            ignored_values: Vec::new(),
             slab_reassign: true,
             lru_segmented: true,
             lru_crawler: true,

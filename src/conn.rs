@@ -20,6 +20,11 @@ use crate::proto::text::{self, Action, PendingStore, Session, MAX_LINE, MAX_LINE
 use crate::udp;
 use crate::Server;
 
+/// Reply buffers a UDP connection keeps for reuse: two receive batches'
+/// worth, each of at most `SPARE_CAPACITY` bytes.
+const SPARE_BUFFERS: usize = 2 * crate::udp_batch::BATCH;
+const SPARE_CAPACITY: usize = 64 * 1024;
+
 /// Size of each read from a stream socket.
 const READ_SIZE: usize = 16 * 1024;
 
@@ -167,9 +172,10 @@ pub struct Conn {
     /// Framed UDP datagrams not yet sent, with their destinations. Filled
     /// when `sendto` hits `EAGAIN`; drained when the socket is writable.
     udp_out: VecDeque<udp::Outgoing>,
-    /// A sent message's reply buffer, kept for the next datagram's reply so
-    /// that a request costs no allocation.
-    udp_spare: Vec<u8>,
+    /// Sent messages' reply buffers, kept for the next datagrams' replies
+    /// so that a request costs no allocation: a batch of datagrams builds
+    /// up to a batch of replies before they are sent.
+    udp_spare: Vec<Vec<u8>>,
     /// Receive buffers of a UDP connection (see `udp_batch`).
     udp_batch: crate::udp_batch::RecvBatch,
     /// Send state of a UDP connection.
@@ -839,12 +845,12 @@ impl Conn {
             s.udp_dropped_disallowed.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let mut reply = std::mem::take(&mut self.udp_spare);
+        let mut reply = self.udp_spare.pop().unwrap_or_default();
         reply.clear();
         let id = match udp::parse_request(data) {
             udp::Request::Drop => {
                 s.udp_short_dropped.fetch_add(1, Ordering::Relaxed);
-                self.udp_spare = reply;
+                self.udp_spare.push(reply);
                 return;
             }
             udp::Request::MultiPacket(h) => {
@@ -867,7 +873,7 @@ impl Conn {
             }
         };
         if reply.is_empty() {
-            self.udp_spare = reply;
+            self.udp_spare.push(reply);
             return;
         }
         // A reply cut back to an error keeps the memory it had grown to.
@@ -878,7 +884,7 @@ impl Conn {
         let wire = out.reply.len() + udp::UDP_HEADER_SIZE * usize::from(out.total());
         if !server.udp_budget.take(peer.ip(), wire) {
             s.udp_dropped_rate.fetch_add(1, Ordering::Relaxed);
-            self.udp_spare = out.reply;
+            self.udp_spare.push(out.reply);
             return;
         }
         s.udp_replies.fetch_add(1, Ordering::Relaxed);
@@ -902,9 +908,9 @@ impl Conn {
                 break;
             }
             let o = self.udp_out.pop_front().expect("front exists");
-            // Keep a modest buffer for the next reply.
-            if o.reply.capacity() <= 64 * 1024 {
-                self.udp_spare = o.reply;
+            // Keep modest buffers for the next replies.
+            if o.reply.capacity() <= SPARE_CAPACITY && self.udp_spare.len() < SPARE_BUFFERS {
+                self.udp_spare.push(o.reply);
             }
         }
         res.map(|_| ())

@@ -44,6 +44,13 @@
 #   CPU us/op   server utime+stime from /proc/PID/stat (clock ticks,
 #               getconf CLK_TCK) sampled just before and just after the run:
 #               delta_cpu_seconds * 1e6 / Ops
+#   user, sys   the same for utime (field 14) and stime (field 15) apart:
+#               the server's own code, and the kernel working for it
+#               (system calls: recvmmsg, sendmmsg, epoll_wait, ...); each
+#               is a median of its own, so user + sys need not equal the
+#               CPU median exactly. Each is counted in whole clock ticks
+#               (10 ms at CLK_TCK 100): in a short run a few ticks of user
+#               time are all there is, so --quick gives it only roughly
 #   RSS         VmRSS from /proc/PID/status after the run
 #   timeouts    memaslap's udp_timeout (UDP only), summed over the rounds
 #   UDP drops   datagrams the server's UDP socket dropped because its receive
@@ -157,7 +164,7 @@ cp --remove-destination "$RMC_BIN" "$OUT/rmemcached"
 RMC_SHOWN=$RMC_BIN RMC_BIN=$OUT/rmemcached
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 RUNS=$OUT/runs.tsv
-printf 'transport\tvalue\tconc\tserver\tround\tstatus\tops\ttps\tcpu_us_per_op\trss_kb\tget_misses\tudp_timeout\tpacket_drop\tserver_udp_drops\tretries\tother_cpu_pct\n' >"$RUNS"
+printf 'transport\tvalue\tconc\tserver\tround\tstatus\tops\ttps\tcpu_us_per_op\tuser_us_per_op\tsys_us_per_op\trss_kb\tget_misses\tudp_timeout\tpacket_drop\tserver_udp_drops\tretries\tother_cpu_pct\n' >"$RUNS"
 
 # --- helpers ----------------------------------------------------------------
 pids=()
@@ -189,15 +196,15 @@ print(*ports)
 EOF
 }
 
-# utime + stime of a process, in clock ticks (fields 14 and 15 of stat; the
-# command name, field 2, is skipped as it may hold spaces).
+# utime and stime of a process, in clock ticks, as "UTIME STIME" (fields 14
+# and 15 of stat; the command name, field 2, is skipped as it may hold spaces).
 cpu_ticks() {
     local s
     s=$(<"/proc/$1/stat")
     s=${s##*) }
     # shellcheck disable=SC2086
     set -- $s
-    echo $(( ${12} + ${13} ))
+    echo "${12} ${13}"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -228,12 +235,12 @@ udp_drops() {
 # its TCP port answers; its pid is then in $server_pid. Fails when it exits
 # at start (another process may have taken the port in the meantime).
 start_server() {
-    local bin=$1 port=$2 logf=$3 i
+    local bin=$1 port=$2 logf=$3
     taskset -c 0 "$bin" -l 127.0.0.1 -p "$port" -U "$port" -m "$MEM_MB" -t 1 \
         "${user_args[@]}" </dev/null >"$logf" 2>&1 &
     server_pid=$!
     pids+=("$server_pid")
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         if ! kill -0 "$server_pid" 2>/dev/null; then
             wait "$server_pid" 2>/dev/null || true
             log "    $(basename "$bin") exited at start: $(tr '\n' ' ' <"$logf")"
@@ -290,6 +297,11 @@ memaslap_run() {
     return "$rc"
 }
 
+# per_op TICKS OPS: TICKS clock ticks of CPU in microseconds per operation.
+per_op() {
+    awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0 ? d / hz * 1e6 / n : 0) }'
+}
+
 # report_value LOG NAME: the number after "NAME:" in memaslap's report.
 report_value() { awk -v k="$2:" '$1 == k { v = $2 } END { print (v == "" ? "-" : v) }' "$1"; }
 
@@ -297,17 +309,18 @@ report_value() { awk -v k="$2:" '$1 == k { v = $2 } END { print (v == "" ? "-" :
 # retries of broken UDP runs; appends a line to runs.tsv.
 measure() {
     local transport=$1 size=$2 conc=$3 name=$4 port=$5 pid=$6 round=$7
-    local attempt=0 rc before after base status line ops tps cpu rss drops0 drops
-    local busy0 kids0 t0 busy1 kids1 t1 other
+    local attempt=0 rc before after base status line ops tps cpu user sys rss drops0 drops
+    local busy0 kids0 t0 busy1 kids1 t1 other user0 sys0 user1 sys1
     drops0=$(udp_drops "$port")
     while :; do
         base=$OUT/logs/$transport-$size-c$conc-$name-r$round-a$attempt
         children_ticks
         kids0=$REPLY busy0=$(machine_busy) t0=$(date +%s%N)
-        before=$(cpu_ticks "$pid")
+        read -r user0 sys0 < <(cpu_ticks "$pid")
         rc=0
         memaslap_run "$transport" "$size" "$conc" "$port" "$SECS" "$base" || rc=$?
-        after=$(cpu_ticks "$pid")
+        read -r user1 sys1 < <(cpu_ticks "$pid")
+        before=$((user0 + sys0)) after=$((user1 + sys1))
         t1=$(date +%s%N) busy1=$(machine_busy)
         children_ticks
         kids1=$REPLY
@@ -328,23 +341,24 @@ measure() {
         # Run time: 5.0s Ops: 352030 TPS: 117333 Net_rate: 15.0M/s
         ops=$(awk '{ for (i = 1; i < NF; i++) if ($i == "Ops:") print $(i + 1) }' <<<"$line")
         tps=$(awk '{ for (i = 1; i < NF; i++) if ($i == "TPS:") print $(i + 1) }' <<<"$line")
-        cpu=$(awk -v d=$((after - before)) -v hz="$CLK_TCK" -v n="$ops" \
-            'BEGIN { printf "%.3f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+        cpu=$(per_op $((after - before)) "$ops")
+        user=$(per_op $((user1 - user0)) "$ops")
+        sys=$(per_op $((sys1 - sys0)) "$ops")
         # What neither the server nor memaslap used, in % of one core.
         other=$(awk -v o=$((busy1 - busy0 - (after - before) - (kids1 - kids0))) \
             -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN { v = o / hz / (ns / 1e9) * 100; printf "%.0f", (v < 0 ? 0 : v) }')
     else
-        status=failed ops=- tps=- cpu=- other=-
+        status=failed ops=- tps=- cpu=- user=- sys=- other=-
     fi
     [ "$status" = ok ] || log "    $name round $round: memaslap exit $rc, no result in the medians (see $base.err)"
     rss=$(rss_kb "$pid")
     drops=$(( $(udp_drops "$port") - drops0 ))
     [ "$transport" = udp ] || drops=-
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$transport" "$size" "$conc" "$name" "$round" "$status" "$ops" "$tps" "$cpu" "$rss" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$transport" "$size" "$conc" "$name" "$round" "$status" "$ops" "$tps" "$cpu" "$user" "$sys" "$rss" \
         "$(report_value "$base.out" get_misses)" "$(report_value "$base.out" udp_timeout)" \
         "$(report_value "$base.out" packet_drop)" "$drops" "$attempt" "$other" >>"$RUNS"
-    log "    $name round $round: $tps ops/s, $cpu us/op CPU, RSS $((rss / 1024)) MiB, UDP drops $drops, retries $attempt, other CPU $other%"
+    log "    $name round $round: $tps ops/s, $cpu us/op CPU ($user user, $sys sys), RSS $((rss / 1024)) MiB, UDP drops $drops, retries $attempt, other CPU $other%"
 }
 
 # --- the runs -----------------------------------------------------------------
@@ -382,15 +396,17 @@ rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 udp_flag=""
 [[ " $TRANSPORTS " == *" udp "* ]] && udp_flag=" [--udp]"
 
-export RUNS OUT SECS ROUNDS WARMUP RETRIES MEM_MB KEY_SIZE OVERWRITE elapsed load_start load_end
-export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" BENCH_KERNEL="$(uname -r)"
-export BENCH_CPU="${cpu_model:-unknown}" BENCH_CORES="$(nproc --all)"
-export BENCH_RMC="rmemcached $rev" BENCH_MC="$("$MC_BIN" -V 2>&1 | head -1)"
-export BENCH_LOAD="$(basename "$MEMASLAP") $("$MEMASLAP" -V 2>&1 | head -1 | awk '{ print $NF }')"
-export CMD_RMC="taskset -c 0 $RMC_SHOWN -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}}"
-export CMD_MC="taskset -c 0 $MC_BIN -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}}"
-export CMD_LOAD="taskset -c 1 $(basename "$MEMASLAP") -s 127.0.0.1:PORT -F memaslap-VALUE.cnf -t ${SECS}s -T 1 -c CONC -o $OVERWRITE$udp_flag"
-export CONFIG_EXAMPLE="$(cat "$OUT/memaslap-${SIZES%% *}.cnf")"
+export RUNS OUT SECS ROUNDS WARMUP RETRIES MEM_MB KEY_SIZE OVERWRITE elapsed load_start load_end CLK_TCK
+BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') BENCH_KERNEL=$(uname -r)
+BENCH_CPU=${cpu_model:-unknown} BENCH_CORES=$(nproc --all)
+BENCH_RMC="rmemcached $rev" BENCH_MC=$("$MC_BIN" -V 2>&1 | head -1)
+BENCH_LOAD="$(basename "$MEMASLAP") $("$MEMASLAP" -V 2>&1 | head -1 | awk '{ print $NF }')"
+CMD_RMC="taskset -c 0 $RMC_SHOWN -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}}"
+CMD_MC="taskset -c 0 $MC_BIN -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}}"
+CMD_LOAD="taskset -c 1 $(basename "$MEMASLAP") -s 127.0.0.1:PORT -F memaslap-VALUE.cnf -t ${SECS}s -T 1 -c CONC -o $OVERWRITE$udp_flag"
+CONFIG_EXAMPLE=$(cat "$OUT/memaslap-${SIZES%% *}.cnf")
+export BENCH_DATE BENCH_KERNEL BENCH_CPU BENCH_CORES BENCH_RMC BENCH_MC BENCH_LOAD
+export CMD_RMC CMD_MC CMD_LOAD CONFIG_EXAMPLE
 python3 - <<'EOF'
 import csv, os, statistics
 
@@ -439,7 +455,8 @@ def ratio(a, b):
     return "-" if a is None or not b else "%.2f" % (a / b)
 
 head = ["transport", "value B", "conc", "ops/s rmc", "ops/s mc", "rmc/mc",
-        "CPU µs/op rmc", "CPU µs/op mc", "rmc/mc", "RSS MiB rmc", "RSS MiB mc",
+        "CPU µs/op rmc", "CPU µs/op mc", "rmc/mc", "user µs/op rmc/mc", "sys µs/op rmc/mc",
+        "RSS MiB rmc", "RSS MiB mc",
         "timeouts rmc/mc", "UDP drops rmc/mc", "misses rmc/mc", "retries rmc/mc",
         "other CPU % max"]
 table = ["| " + " | ".join(head) + " |",
@@ -448,6 +465,8 @@ dat = []
 for c in combos:
     ops = {s: med(c, s, "tps") for s in ("rmemcached", "memcached")}
     cpu = {s: med(c, s, "cpu_us_per_op") for s in ("rmemcached", "memcached")}
+    user = {s: med(c, s, "user_us_per_op") for s in ("rmemcached", "memcached")}
+    sys_ = {s: med(c, s, "sys_us_per_op") for s in ("rmemcached", "memcached")}
     rss = {s: med(c, s, "rss_kb") for s in ("rmemcached", "memcached")}
     retries = []
     for s in ("rmemcached", "memcached"):
@@ -467,6 +486,8 @@ for c in combos:
         ratio(ops["rmemcached"], ops["memcached"]),
         fmt(cpu["rmemcached"], "%.2f"), fmt(cpu["memcached"], "%.2f"),
         ratio(cpu["rmemcached"], cpu["memcached"]),
+        "%s / %s" % (fmt(user["rmemcached"], "%.2f"), fmt(user["memcached"], "%.2f")),
+        "%s / %s" % (fmt(sys_["rmemcached"], "%.2f"), fmt(sys_["memcached"], "%.2f")),
         fmt(rss["rmemcached"] and rss["rmemcached"] / 1024, "%.1f"),
         fmt(rss["memcached"] and rss["memcached"] / 1024, "%.1f"),
         timeouts, drops,
@@ -505,6 +526,10 @@ md = f"""# rmemcached vs memcached: memaslap, 90% gets / 10% sets
 
 - ops/s: memaslap's TPS; CPU µs/op: server utime+stime (/proc/PID/stat) over the run / memaslap's Ops
   (softirq work such as loopback packet delivery is in it only if the kernel charges it to the process);
+  user µs/op and sys µs/op: the same split into utime (the server's own code) and stime (the kernel
+  working for it: system calls, and the packet work charged to it), rmemcached / memcached, each a
+  median of its own (so user + sys need not equal the CPU median exactly); counted in clock ticks of
+  {1e3 / float(env['CLK_TCK']):g} ms, so a short run measures the small user share only roughly;
   RSS: VmRSS after the run; timeouts: memaslap's udp_timeout; UDP drops: datagrams the
   server's socket dropped, receive buffer full (/proc/net/udp), retries included;
   misses: memaslap's get_misses; retries: reruns after memaslap's UDP request-id

@@ -146,6 +146,10 @@ pub struct Conn {
     binary: Option<bool>,
     /// The last read was short: the socket held no more at that moment.
     drained: bool,
+    /// The peer has shut down its side: a FIN may sit behind the bytes
+    /// read, with no edge left to report it, so reads go on until one
+    /// returns 0 (the short-read rule no longer applies).
+    read_closed: bool,
     /// Bytes of `rbuf` counted in the `read_buf_*` stats.
     rbuf_charged: usize,
     /// Start of the unconsumed bytes in `rbuf`.
@@ -212,6 +216,7 @@ impl Conn {
             rbuf: Vec::new(),
             rbuf_charged: 0,
             drained: false,
+            read_closed: false,
             binary: None,
             rpos: 0,
             rlen: 0,
@@ -368,6 +373,12 @@ impl Conn {
         self.drained = false;
     }
 
+    /// The readiness event also said the peer shut down its side
+    /// (`EPOLLRDHUP`).
+    pub fn read_closed_event(&mut self) {
+        self.read_closed = true;
+    }
+
     /// Bring the `read_buf_count` / `read_buf_bytes` stats up to date with
     /// this connection's read buffer; with `closing`, take it out of them.
     pub fn sync_read_buf(&mut self, g: &crate::stats::Gauges, closing: bool) {
@@ -483,8 +494,10 @@ impl Conn {
                     // there was; anything later raises a new edge). The
                     // second saves a read per request.
                     // While stopping, read until the socket says it is
-                    // empty, so requests sent before the stop are answered.
-                    if std::mem::take(&mut self.drained) && !self.draining {
+                    // empty, so requests sent before the stop are answered;
+                    // after the peer's FIN, read until the read returns 0
+                    // (the FIN's edge came with the bytes already read).
+                    if std::mem::take(&mut self.drained) && !self.draining && !self.read_closed {
                         return Outcome::Idle;
                     }
                     self.set_state(ConnState::Read);

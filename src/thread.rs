@@ -193,6 +193,9 @@ impl Worker {
                         // New bytes may have come since the last short read.
                         if let Some(c) = self.conns.get_mut(token.0) {
                             c.readiness_event();
+                            if event.is_read_closed() {
+                                c.read_closed_event();
+                            }
                         }
                         self.drive(token);
                     }

@@ -664,8 +664,6 @@ fn half_closed_connection_is_closed_after_its_replies(server: &common::Server) {
 }
 
 #[test]
-#[ignore = "server bug: a half-closed connection whose requests and FIN arrive together is \
-            answered but never closed (the short-read rule waits for an edge that never comes)"]
 fn half_closed_connection_is_closed_after_its_replies_rmemcached() {
     let _serial = serial();
     let server = common::start_server(&["-t", "2"]);

@@ -1,7 +1,9 @@
 //! Properties of the protocol code over arbitrary bytes (proptest): the
 //! text, meta and binary parsers and the UDP datagram path never panic,
 //! always either consume a request or ask for more bytes, and never build
-//! a reply larger than their limits allow.
+//! a reply larger than their limits allow; and round trips: a UDP frame
+//! header survives serializing and parsing, and what a text or binary set
+//! stores (key, flags, value), a get gives back byte for byte.
 use proptest::prelude::*;
 
 use rmemcached::proto::binary::{self, Parsed};
@@ -100,5 +102,96 @@ proptest! {
         let mut reply = Vec::new();
         udp::process_datagram(&server, &mut sess, &payload, &mut reply);
         prop_assert!(reply.len() <= udp::MAX_REPLY + 64 * 1024);
+    }
+
+    #[test]
+    fn udp_header_round_trips(
+        request_id: u16,
+        sequence: u16,
+        total: u16,
+        reserved: u16,
+        payload in prop::collection::vec(any::<u8>(), 1..100),
+    ) {
+        let h = udp::Header { request_id, sequence, total, reserved };
+        let mut datagram = h.to_bytes().to_vec();
+        datagram.extend_from_slice(&payload);
+        prop_assert_eq!(udp::Header::parse(&datagram), h);
+        match udp::parse_request(&datagram) {
+            udp::Request::Single(got, body) => {
+                prop_assert_eq!(total, 1);
+                prop_assert_eq!(got, h);
+                prop_assert_eq!(body, &payload[..]);
+            }
+            udp::Request::MultiPacket(got) => {
+                prop_assert_ne!(total, 1);
+                prop_assert_eq!(got, h);
+            }
+            udp::Request::Drop => prop_assert!(false, "a datagram with a payload dropped"),
+        }
+    }
+
+    #[test]
+    fn text_set_then_get_round_trips(
+        key in "[!-~]{1,250}",
+        flags: u32,
+        value in prop::collection::vec(any::<u8>(), 0..3000),
+    ) {
+        let server = server();
+        let mut sess = Session { get_budget: udp::MAX_REPLY, ..Session::default() };
+        let mut req = format!("set {key} {flags} 0 {}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(&value);
+        req.extend_from_slice(format!("\r\nget {key}\r\n").as_bytes());
+        let mut reply = Vec::new();
+        udp::process_datagram(&server, &mut sess, &req, &mut reply);
+        let mut want = format!("STORED\r\nVALUE {key} {flags} {}\r\n", value.len()).into_bytes();
+        want.extend_from_slice(&value);
+        want.extend_from_slice(b"\r\nEND\r\n");
+        prop_assert_eq!(reply, want);
+    }
+
+    #[test]
+    fn binary_set_then_get_round_trips(
+        key in prop::collection::vec(any::<u8>(), 1..250),
+        flags: u32,
+        opaque: u32,
+        value in prop::collection::vec(any::<u8>(), 0..3000),
+    ) {
+        let server = server();
+        let mut sess = Session { get_budget: udp::MAX_REPLY, ..Session::default() };
+        let packet = |opcode: u8, extras: &[u8], body: &[u8]| {
+            let mut p = vec![0x80, opcode];
+            p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            p.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+            let total = extras.len() + key.len() + body.len();
+            p.extend_from_slice(&(total as u32).to_be_bytes());
+            p.extend_from_slice(&opaque.to_be_bytes());
+            p.extend_from_slice(&[0; 8]);
+            p.extend_from_slice(extras);
+            p.extend_from_slice(&key);
+            p.extend_from_slice(body);
+            p
+        };
+        let mut extras = flags.to_be_bytes().to_vec();
+        extras.extend_from_slice(&[0; 4]);
+        // Both requests in one datagram, through the same path as a
+        // server's UDP socket (binary chosen by the first byte).
+        let mut req = packet(0x01, &extras, &value);
+        req.extend_from_slice(&packet(0x00, &[], &[]));
+        let mut out = Vec::new();
+        udp::process_datagram(&server, &mut sess, &req, &mut out);
+        prop_assert_eq!(out.len(), 24 + 24 + 4 + value.len());
+        // The SET's response: 24-byte header, status 0, no body.
+        prop_assert_eq!(&out[..2], &[0x81, 0x01]);
+        prop_assert_eq!(&out[6..8], &[0, 0]);
+        prop_assert_eq!(&out[12..16], &opaque.to_be_bytes());
+        // The GET's: flags as extras, then the value.
+        let get = &out[24..];
+        prop_assert_eq!(&get[..2], &[0x81, 0x00]);
+        prop_assert_eq!(&get[6..8], &[0, 0]);
+        prop_assert_eq!(get[4], 4);
+        prop_assert_eq!(&get[8..12], &((4 + value.len()) as u32).to_be_bytes());
+        prop_assert_eq!(&get[12..16], &opaque.to_be_bytes());
+        prop_assert_eq!(&get[24..28], &flags.to_be_bytes());
+        prop_assert_eq!(&get[28..], &value[..]);
     }
 }

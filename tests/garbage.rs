@@ -3,24 +3,10 @@
 //! another client's data.
 mod common;
 
+use common::Rng;
+
 use std::io::{Read, Write};
 use std::time::Duration;
-
-/// A small deterministic generator (xorshift64*), so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const PIECES: &[&[u8]] = &[
     b"get ",
@@ -62,13 +48,13 @@ const PIECES: &[&[u8]] = &[
 /// One request: a mix of protocol words and raw random bytes.
 fn garbage(rng: &mut Rng) -> Vec<u8> {
     let mut out = Vec::new();
-    for _ in 0..rng.below(40) + 1 {
-        if rng.below(4) == 0 {
-            for _ in 0..rng.below(64) {
+    for _ in 0..rng.index(40) + 1 {
+        if rng.index(4) == 0 {
+            for _ in 0..rng.index(64) {
                 out.push(rng.next() as u8);
             }
         } else {
-            out.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+            out.extend_from_slice(PIECES[rng.index(PIECES.len())]);
         }
     }
     out
@@ -93,7 +79,7 @@ fn random_input_never_hurts_the_server_or_other_clients() {
     }
     let udp = server.udp();
     for id in 0..300u16 {
-        let mut d = common::udp_header(id, rng.below(3) as u16, rng.below(3) as u16).to_vec();
+        let mut d = common::udp_header(id, rng.index(3) as u16, rng.index(3) as u16).to_vec();
         d.extend_from_slice(&garbage(&mut rng));
         let _ = udp.send(&d);
     }

@@ -37,6 +37,8 @@
 //! `scripts/soak.sh [SECONDS]` runs it in release for longer.
 mod common;
 
+use common::Rng;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -148,22 +150,6 @@ fn make_value(key: &str, v: u64, size: usize) -> Vec<u8> {
     let fill = b'a' + (v % 26) as u8;
     out.resize(size.max(out.len()), fill);
     out
-}
-
-/// A small fast PRNG (xorshift64*), seeded per client.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // --- protocols -----------------------------------------------------------------

@@ -120,24 +120,14 @@ OUT=target/bench/reuseport
 REPORT=target/bench/reuseport.md
 SERVERS=(shared reuseport memcached)
 started=$(date +%s)
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 
 # --- what the benchmark needs ---------------------------------------------
 need=()
 [ -x "$MC_BIN" ] || need+=(memcached)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "missing ${need[*]}, and no sudo to install them"
-        sudo=(sudo)
-    fi
-    log "installing ${need[*]}"
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-fi
+install_packages "${need[@]}"
 [ -x "$MC_BIN" ] || die "no memcached at $MC_BIN"
 
 if [ -z "${RMC_BIN:-}" ]; then
@@ -166,46 +156,6 @@ RUNS=$OUT/runs.tsv
 printf 'loop\tthreads\tserver\tround\tstatus\trate\tops_per_sec\tcompleted\tlost\tp50_us\tp99_us\tp999_us\tcpu_us_per_op\tuser_us_per_op\tsys_us_per_op\tserver_cpu_pct\tclient_cpu_pct\tother_cpu_pct\tbusiest_worker_pct\tudp_drops\tudp_sockets\n' >"$RUNS"
 
 # --- helpers ----------------------------------------------------------------
-pids=()
-stop_servers() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    pids=()
-}
-trap stop_servers EXIT
-trap 'exit 130' INT TERM
-
-# N ports on 127.0.0.1, each free for both TCP and UDP, all different.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-held, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    t = socket.socket()
-    t.bind(("127.0.0.1", 0))
-    port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port))
-    except OSError:
-        t.close(); u.close(); continue
-    held += [t, u]
-    ports.append(port)
-print(*ports)
-EOF
-}
-
-# Fields 14 and 15 of a stat file (utime, stime, in clock ticks) as
-# "UTIME STIME"; the command name, field 2, is skipped as it may hold spaces.
-stat_ticks() {
-    local s
-    s=$(<"$1")
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    echo "${12} ${13}"
-}
 
 # "TID NAME TICKS" for each worker thread of PID (utime+stime).
 worker_ticks() {
@@ -216,25 +166,6 @@ worker_ticks() {
         read -r u s < <(stat_ticks "$t/stat" 2>/dev/null) || continue
         echo "${t##*/} $name $((u + s))"
     done
-}
-
-# Clock ticks the whole machine spent running processes: user, nice, system.
-machine_busy() { awk '$1 == "cpu" { print $2 + $3 + $4; exit }' /proc/stat; }
-
-# Clock ticks used by the children this shell has waited for (rmc-load among
-# them), into $REPLY: bash's `times` must run in this shell, not a subshell.
-children_ticks() {
-    times >"$OUT/.times"
-    REPLY=$(awk -v hz="$CLK_TCK" 'NR == 2 {
-        t = 0
-        for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] }
-        printf "%d", t * hz
-    }' "$OUT/.times")
-}
-
-# The UDP sockets bound to 127.0.0.1:PORT in /proc/net/udp: "COUNT DROPS".
-udp_sockets() {
-    awk -v a="$(printf '0100007F:%04X' "$1")" '$2 == a { n++; d += $NF } END { print n + 0, d + 0 }' /proc/net/udp
 }
 
 # server_args NAME THREADS PORT: the command line of one server, into the

@@ -118,9 +118,8 @@ MEM_MB=${MEM_MB:-64}
 MC_BIN=${MC_BIN:-/usr/bin/memcached}
 OUT=target/bench
 started=$(date +%s)
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 
 # --- what the benchmark needs ---------------------------------------------
 need=()
@@ -130,16 +129,7 @@ command -v memcaslap >/dev/null 2>&1 || command -v memaslap >/dev/null 2>&1 \
 command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "missing ${need[*]}, and no sudo to install them"
-        sudo=(sudo)
-    fi
-    log "installing ${need[*]}"
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-fi
+install_packages "${need[@]}"
 MEMASLAP=$(command -v memcaslap || command -v memaslap)
 [ -x "$MC_BIN" ] || die "no memcached at $MC_BIN"
 
@@ -167,69 +157,6 @@ RUNS=$OUT/runs.tsv
 printf 'transport\tvalue\tconc\tserver\tround\tstatus\tops\ttps\tcpu_us_per_op\tuser_us_per_op\tsys_us_per_op\trss_kb\tget_misses\tudp_timeout\tpacket_drop\tserver_udp_drops\tretries\tother_cpu_pct\n' >"$RUNS"
 
 # --- helpers ----------------------------------------------------------------
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# N ports on 127.0.0.1, each free for both TCP and UDP, all different.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-held, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    t = socket.socket()
-    t.bind(("127.0.0.1", 0))
-    port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port))
-    except OSError:
-        t.close(); u.close(); continue
-    held += [t, u]
-    ports.append(port)
-print(*ports)
-EOF
-}
-
-# utime and stime of a process, in clock ticks, as "UTIME STIME" (fields 14
-# and 15 of stat; the command name, field 2, is skipped as it may hold spaces).
-cpu_ticks() {
-    local s
-    s=$(<"/proc/$1/stat")
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    echo "${12} ${13}"
-}
-
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-# Clock ticks the whole machine spent running processes: user, nice and
-# system (not irq and softirq: these the kernel may not charge to any process).
-machine_busy() { awk '$1 == "cpu" { print $2 + $3 + $4; exit }' /proc/stat; }
-
-# Clock ticks used by the children this shell has waited for (memaslap
-# among them), into $REPLY: bash's `times` must run in this shell, not in a
-# $(...) subshell.
-children_ticks() {
-    times >"$OUT/.times"
-    REPLY=$(awk -v hz="$CLK_TCK" 'NR == 2 {
-        t = 0
-        for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] }
-        printf "%d", t * hz
-    }' "$OUT/.times")
-}
-
-# Datagrams dropped by the UDP sockets bound to 127.0.0.1:PORT (the last
-# column of /proc/net/udp): their receive buffer was full.
-udp_drops() {
-    awk -v a="$(printf '0100007F:%04X' "$1")" '$2 == a { n += $NF } END { print n + 0 }' /proc/net/udp
-}
 
 # start_server BIN PORT LOGFILE: starts it pinned to core 0 and waits until
 # its TCP port answers; its pid is then in $server_pid. Fails when it exits
@@ -265,7 +192,7 @@ start_pair() {
                 return
             fi
         fi
-        cleanup
+        stop_servers
         pids=()
     done
     die "could not start both servers"
@@ -380,7 +307,7 @@ for transport in $TRANSPORTS; do
                 measure "$transport" "$size" "$conc" rmemcached "$rm_port" "$rm_pid" "$round"
                 measure "$transport" "$size" "$conc" memcached "$mc_port" "$mc_pid" "$round"
             done
-            cleanup
+            stop_servers
             pids=()
         done
     done
@@ -591,7 +518,7 @@ if [ -x "$RMC_LOAD" ]; then
             printf '%s\t%s\t%s\n' "$server" "$round" "$json" >>"$LAT"
         done
     done
-    cleanup
+    stop_servers
     pids=()
     python3 - "$LAT" "$rate" "$OUT/results.md" <<'PYEOF'
 import json, statistics, sys

@@ -304,7 +304,7 @@ impl Conn {
         self.stream_read(server)
     }
 
-    /// The server is stopping (see [`Conn::draining`](Conn)): a stream
+    /// The server is stopping (the `draining` field): a stream
     /// connection answers what it has read or still finds in its socket
     /// and then closes; a UDP one sends its queued datagrams and closes.
     pub fn begin_drain(&mut self) {

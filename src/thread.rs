@@ -58,9 +58,7 @@ impl Workers {
             log::error!("waking worker: {e}");
         }
     }
-}
 
-impl Workers {
     /// Wake every worker to see that the server is stopping, and wait
     /// until each has drained its connections (at most
     /// [`crate::server::DRAIN_LIMIT`]) and ended.

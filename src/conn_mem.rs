@@ -100,6 +100,15 @@ impl ThreadMem {
         self.resps.fetch_sub(n, Ordering::Relaxed);
     }
 
+    /// What the pool has handed out and not had back: (read buffers,
+    /// response objects). Both are 0 once every connection is closed.
+    pub fn held(&self) -> (usize, usize) {
+        (
+            self.rbufs.load(Ordering::Relaxed),
+            self.resps.load(Ordering::Relaxed),
+        )
+    }
+
     /// Bytes of chunks held for response objects (`response_obj_bytes`).
     pub fn response_bytes(&self) -> usize {
         self.resps.load(Ordering::Relaxed).div_ceil(RESP_PER_CHUNK) * CHUNK

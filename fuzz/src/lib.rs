@@ -21,13 +21,28 @@ use rmemcached::settings::{Protocol, Settings};
 use rmemcached::{udp, Server};
 
 /// A server as `tests/parser_props.rs` builds one (8 MiB of cache), with
-/// the protocol of its listening socket fixed (`-B`).
+/// the protocol of its listening socket fixed (`-B`), `shutdown` enabled
+/// (`-A`; it only marks the server as stopping), and a small
+/// `-o read_buf_mem_limit`: 256 KiB over the default 4 threads is 4 chunks
+/// a worker, a read buffer and 39 replies, so that long pipelines run into
+/// the pool's limits.
 pub fn server(protocol: Protocol) -> Server {
     Server::new(Settings {
         maxbytes: 8 << 20,
         binding_protocol: protocol,
+        shutdown_command: true,
+        read_buf_mem_limit: 256 << 10,
         ..Settings::default()
     })
+}
+
+/// Whether the connection may have been closed with a reply half written:
+/// the `read_buf_mem_limit` pool ran out (memcached closes then), or a
+/// `shutdown` closed it. Reply-stream checks are skipped after that.
+pub fn closed_early(server: &Server) -> bool {
+    let pool = &server.thread_mem[0];
+    pool.response_obj_oom.load(Ordering::Relaxed) + pool.read_buf_oom.load(Ordering::Relaxed) > 0
+        || server.stopping().is_some()
 }
 
 /// An input whose first byte is 0xC0 or more asks for its stream to be
@@ -63,6 +78,7 @@ pub struct StreamRun {
 pub fn run_stream(server: &Server, input: &[u8], piece: usize) -> StreamRun {
     let (ours, mut client) = mio::net::UnixStream::pair().expect("socket pair");
     let mut conn = Conn::new(Transport::Unix(ours), server.cache.clock().now());
+    conn.set_mem(&server.thread_mem[0]);
     let mut run = StreamRun::default();
     let mut hung_up = false;
     let mut rounds = 0usize;
@@ -99,9 +115,12 @@ pub fn run_stream(server: &Server, input: &[u8], piece: usize) -> StreamRun {
 }
 
 /// What the worker does when it frees a connection; the connection was
-/// the server's only one, so its read buffers must leave the gauges at 0.
+/// the server's only one, so its read buffers must leave the gauges at 0,
+/// and it must give back all it took from the `read_buf_mem_limit` pool.
 fn close_and_check_gauges(server: &Server, mut conn: Conn) {
     conn.sync_read_buf(&server.gauges, true);
+    conn.release_mem();
+    assert_eq!(server.thread_mem[0].held(), (0, 0), "pool left held");
     let g = &server.gauges;
     assert_eq!(
         g.read_buf_count.load(Ordering::Relaxed),

@@ -23,7 +23,10 @@ pub const BATCH: usize = 16;
 
 /// Receive buffers for one batch: [`BATCH`] slots of the largest datagram.
 /// The allocation is large enough to be mapped lazily, so a slot costs
-/// memory only for the pages its datagrams touch.
+/// memory only for the pages its datagrams touch. The default value holds
+/// no memory (a connection swaps it out while it handles a batch), and
+/// the first [`RecvBatch::recv`] allocates.
+#[derive(Default)]
 pub struct RecvBatch {
     buf: Vec<u8>,
     /// Length and sender of each datagram of the last batch.
@@ -45,16 +48,6 @@ impl std::fmt::Debug for RecvBatch {
         f.debug_struct("RecvBatch")
             .field("received", &self.got.len())
             .finish()
-    }
-}
-
-impl Default for RecvBatch {
-    fn default() -> Self {
-        RecvBatch {
-            buf: Vec::new(),
-            got: Vec::with_capacity(BATCH),
-            next: 0,
-        }
     }
 }
 
@@ -101,6 +94,7 @@ impl RecvBatch {
         const SLOT: usize = udp::UDP_READ_BUFFER_SIZE;
         if self.buf.is_empty() {
             self.buf = vec![0; BATCH * SLOT];
+            self.got.reserve(BATCH);
         }
         self.got.clear();
         self.next = 0;

@@ -681,10 +681,7 @@ impl Conn {
         match binary::process(server, &mut self.sess, buf, &mut self.wbuf) {
             binary::Parsed::NeedMore => {
                 // Not a request yet: give the response object back.
-                if let Some(m) = &self.sess.mem {
-                    m.put_resps(1);
-                    self.sess.resps -= 1;
-                }
+                self.sess.resp_undo();
                 // Send what earlier pipelined requests produced first.
                 if self.wpos < self.wbuf.len() {
                     self.set_state(ConnState::Mwrite);
@@ -703,11 +700,16 @@ impl Conn {
     fn resume_get(&mut self, server: &Server, mut g: PausedGet) {
         self.sess.unsent = self.wpos;
         let keys = &g.keys[g.pos..];
-        if let Progress::Paused(n) =
-            get::serve_keys(server, &mut self.sess, g.cmd, keys, &mut self.wbuf)
-        {
-            g.pos += n;
-            self.paused_get = Some(g);
+        match get::serve_keys(server, &mut self.sess, g.cmd, keys, &mut self.wbuf) {
+            Progress::Paused(n) => {
+                g.pos += n;
+                self.paused_get = Some(g);
+            }
+            Progress::Close => {
+                self.apply(server, Action::Close);
+                return;
+            }
+            Progress::Done | Progress::Failed => {}
         }
         self.set_state(ConnState::Mwrite);
     }

@@ -30,8 +30,12 @@ pub struct GetCmd {
 pub enum Progress {
     /// Every key answered and `END` written.
     Done,
-    /// A key was too long: the error line is written instead.
+    /// A key was too long, or the `read_buf_mem_limit` pool ran out: the
+    /// error line is written instead.
     Failed,
+    /// The pool ran out and had nothing left even for the error line:
+    /// close the connection (memcached's "severe out of memory").
+    Close,
     /// The reply budget is spent: this many bytes of the key list were
     /// served; serve the rest after writing.
     Paused(usize),
@@ -76,6 +80,7 @@ pub fn process_get(
     match serve_keys(server, sess, cmd, &line[start..], out) {
         Progress::Done => Action::Flush,
         Progress::Failed => Action::Continue,
+        Progress::Close => Action::Close,
         Progress::Paused(n) => Action::GetMore(cmd, start + n),
     }
 }
@@ -116,7 +121,9 @@ pub fn serve_keys(
             // failure on a fresh response object.
             out.truncate(sess.unsent);
             sess.release_resps();
-            sess.resp_start();
+            if !sess.resp_start() {
+                return Progress::Close;
+            }
             out_string(
                 sess,
                 out,
@@ -182,6 +189,41 @@ mod tests {
         assert_eq!(skip_tokens(b"get", 1), 3);
     }
 
+    /// Under `read_buf_mem_limit`, a multi-get that runs the pool out gets
+    /// memcached's error line; when even that line has no response object
+    /// (the pool is all read buffers), the connection must close.
+    #[test]
+    fn spent_pool_fails_the_get_or_closes() {
+        let server = Server::new(crate::settings::Settings::default());
+        let cmd = GetCmd {
+            cas: false,
+            touch: None,
+        };
+        // One 16 KiB chunk: 13 response objects, or one read buffer.
+        let pool = std::sync::Arc::new(crate::conn_mem::ThreadMem::new(16 * 1024, 1));
+        let mut sess = Session {
+            mem: Some(pool.clone()),
+            ..Session::default()
+        };
+        let mut out = Vec::new();
+        let keys = b"a ".repeat(20);
+        assert_eq!(
+            serve_keys(&server, &mut sess, cmd, &keys, &mut out),
+            Progress::Failed
+        );
+        assert_eq!(out, b"SERVER_ERROR out of memory writing get response\r\n");
+        sess.release_resps();
+        assert_eq!(pool.held(), (0, 0));
+
+        assert!(pool.take_rbuf());
+        out.clear();
+        assert_eq!(
+            serve_keys(&server, &mut sess, cmd, b"a b", &mut out),
+            Progress::Close
+        );
+        assert_eq!(pool.held(), (1, 0));
+    }
+
     #[test]
     fn large_multi_get_pauses_and_resumes_to_the_same_reply() {
         let server = Server::new(crate::settings::Settings::default());
@@ -221,7 +263,7 @@ mod tests {
                     pauses += 1;
                 }
                 Progress::Done => break,
-                Progress::Failed => panic!("no long key here"),
+                Progress::Failed | Progress::Close => panic!("no long key or pool here"),
             }
         }
         assert!(pauses >= 10);

@@ -118,6 +118,15 @@ impl Session {
         }
     }
 
+    /// Give back the response object the last [`Session::resp_start`]
+    /// took (it was taken for a request that turned out to be incomplete).
+    pub fn resp_undo(&mut self) {
+        if let Some(m) = &self.mem {
+            m.put_resps(1);
+            self.resps -= 1;
+        }
+    }
+
     /// Give back every response object held (the replies were written or
     /// dropped).
     pub fn release_resps(&mut self) {

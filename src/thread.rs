@@ -104,7 +104,6 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
         }
         let mut worker = Worker {
             poll,
-            waker: waker.clone(),
             queue: queue.clone(),
             conns,
             pending: Vec::new(),
@@ -130,8 +129,6 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
 struct Worker {
     /// This worker's poll.
     poll: Poll,
-    /// Its own waker, also used to wake itself for parked connections.
-    waker: Arc<Waker>,
     /// Connections handed over by the main thread.
     queue: Arc<Mutex<VecDeque<Transport>>>,
     /// The connections; a token is a slab key.
@@ -171,7 +168,14 @@ impl Worker {
                     return;
                 }
             }
-            if let Err(e) = self.poll.poll(&mut events, tick) {
+            // Parked connections run again at once: the poll only collects
+            // what is ready meanwhile, and does not sleep.
+            let timeout = if self.pending.is_empty() {
+                tick
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -201,11 +205,6 @@ impl Worker {
             }
             if idle_timeout > 0 {
                 self.close_idle(idle_timeout);
-            }
-            if !self.pending.is_empty() {
-                if let Err(e) = self.waker.wake() {
-                    log::error!("self-wake: {e}");
-                }
             }
         }
     }

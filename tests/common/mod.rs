@@ -55,16 +55,12 @@ pub fn start_with(bin: &str, extra: &[&str]) -> Server {
         "-p".into(),
         "-1".into(),
         "-U".into(),
-        "0".into(),
+        "-1".into(),
     ];
+    // Both ports are the kernel's pick (`-1`), read back from the port
+    // file, so parallel tests never race for a port. A caller's own `-U`
+    // comes later and wins.
     args.extend(extra.iter().map(|s| s.to_string()));
-    if !extra.contains(&"-U") {
-        // UDP on a free port picked the same way as TCP.
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = sock.local_addr().unwrap().port();
-        drop(sock);
-        args[5] = p.to_string();
-    }
     args.extend(["-u".into(), "root".into()]);
     let child = Command::new(bin)
         .args(&args)

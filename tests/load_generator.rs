@@ -1,7 +1,7 @@
 //! The `rmc-load` binary end to end: a fixed-rate UDP multi-get whose
 //! replies span several datagrams, against rmemcached (one reply message
 //! per request) and against the real memcached (one message per key, then
-//! `END`); a closed-loop TCP run; and the loopback-only rule.
+//! `END`); closed- and open-loop TCP runs; and the loopback-only rule.
 mod common;
 
 use std::process::{Command, Output};
@@ -157,4 +157,51 @@ fn refuses_addresses_off_loopback() {
         assert!(stderr.contains("loopback"), "{host}: {stderr}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// Open loop over TCP: one thread drives three connections on one
+/// schedule, each request on the next connection in turn.
+#[test]
+fn open_loop_over_tcp_on_three_connections() {
+    let server = common::start_server(&[]);
+    let port = server.port.to_string();
+    let out = load(&[
+        "--tcp",
+        &port,
+        "--mode",
+        "mixed",
+        "--keys",
+        "100",
+        "--sockets",
+        "3",
+        "--rate",
+        "3000",
+        "--duration",
+        "1",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let f = |name| field(&stdout, name);
+    // 3000/s for 1 s, every request answered.
+    assert!((2950.0..=3000.0).contains(&f("sent")), "{stdout}");
+    assert_eq!(f("completed"), f("sent"), "{stdout}");
+    assert_eq!(
+        (f("lost"), f("errors"), f("misses")),
+        (0.0, 0.0, 0.0),
+        "{stdout}"
+    );
+    let gets = f("hits") / f("completed");
+    assert!((0.8..0.97).contains(&gets), "{stdout}");
+    // The server saw the preload's connection, the three of the run and
+    // this one.
+    let mut c = server.tcp();
+    let stats = String::from_utf8(common::request(&mut c, b"stats\r\n", b"END\r\n")).unwrap();
+    let total: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("STAT total_connections "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total >= 5, "{stats}");
 }

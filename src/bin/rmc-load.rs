@@ -24,13 +24,16 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use lexopt::{Arg, Parser, ValueExt};
+use nix::poll::{ppoll, PollFd, PollFlags};
+use nix::sys::socket::MsgFlags;
+use nix::sys::time::TimeSpec;
 
 /// Size of memcached's UDP frame header.
 const UDP_HEADER: usize = 8;
@@ -41,6 +44,9 @@ const UDP_MAX_DATAGRAM: usize = 65507;
 const UDP_RCVBUF: usize = 4 << 20;
 /// How long a blocking receive waits before the loop looks at the clock.
 const POLL: Duration = Duration::from_millis(2);
+/// Open loop: the generator spins instead of sleeping while its next send
+/// is nearer than this (so at rates above 5,000 requests/s it spins).
+const SPIN: Duration = Duration::from_micros(200);
 /// Most sockets (each with one or two threads).
 const MAX_SOCKETS: u32 = 64;
 /// Most requests in flight per socket in closed loop (UDP ids are `u16`s,
@@ -66,8 +72,8 @@ Usage: rmc-load (--udp PORT | --tcp PORT) [options]
   --rate R             requests/s over all sockets, sent on schedule (open
                        loop); 0 = closed loop, as fast as replies come [0]
   --outstanding M      closed loop: requests in flight per socket [16]
-  --sockets S          sockets (connections), 1..64; a thread each, two in
-                       open loop [1]
+  --sockets S          sockets (connections), 1..64; a thread each in
+                       closed loop, one thread for all in open loop [1]
   --duration SECS      seconds of sending (fractions allowed) [5]
   --timeout MS         a request without a complete reply this long after
                        its send is lost [1000]
@@ -1002,12 +1008,17 @@ impl Flight for TcpFlight {
 // ---------------------------------------------------------------------------
 // Sockets
 
-/// A connected socket, usable from two threads at once.
-trait Io: Sync {
+/// A connected socket.
+trait Io: Sync + AsFd {
     fn send(&self, bytes: &[u8]) -> io::Result<()>;
     /// Receive with the socket's short timeout; `Ok(0)` on TCP is the end
     /// of the stream.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Receive what is there without waiting (`WouldBlock` if nothing).
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.as_fd().as_raw_fd();
+        nix::sys::socket::recv(fd, buf, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from)
+    }
 }
 
 impl Io for UdpSocket {
@@ -1059,116 +1070,161 @@ fn tcp_socket(host: IpAddr, port: u16, read_timeout: Duration) -> io::Result<Tcp
     Ok(s)
 }
 
-/// One socket's state, shared by its sending and receiving threads.
-struct Shared<F> {
-    flight: F,
-    sender_done: bool,
-    /// The receiver gave up (the socket failed): send no more.
-    stopped: bool,
-}
-
-fn lock<F>(m: &Mutex<Shared<F>>) -> std::sync::MutexGuard<'_, Shared<F>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        thread::sleep(t - now);
-    }
-}
-
-/// Open loop: send request `i` at `first + i * interval`, whatever the
-/// replies do, until `end`.
-fn send_on_schedule<F: Flight, I: Io>(
-    shared: &Mutex<Shared<F>>,
-    io: &I,
-    first: Instant,
-    interval_ns: f64,
-    end: Instant,
-) {
+/// Open loop: one thread sends request `k` at `start + k / rate`, over
+/// socket `k % sockets`, whatever the replies do, until the end, and takes
+/// every socket's replies, waiting in ppoll(2) until the next send is due
+/// or a reply comes. One thread, so that sending and receiving never wait
+/// for each other (or for a lock, or the scheduler) on the generator's own
+/// core: what it measures is the server's delay.
+fn run_open_loop<F: Flight, I: Io>(cfg: &Config, flights: &mut [F], ios: &[I], start: Instant) {
     // Wake up on time: the default timer slack (50 µs) would show as
     // latency, since latency runs from the scheduled instant.
     let _ = nix::sys::prctl::set_timerslack(1);
-    let mut buf = Vec::new();
-    let mut i: u64 = 0;
-    'run: loop {
-        let t = first + Duration::from_nanos((i as f64 * interval_ns) as u64);
-        if t >= end {
-            break;
-        }
-        sleep_until(t);
-        buf.clear();
-        loop {
+    let interval_ns = 1e9 / cfg.rate;
+    let end = start + cfg.duration;
+    let mut stopped = vec![false; ios.len()];
+    let mut buf = vec![0u8; 65536];
+    let mut req = Vec::new();
+    let mut k: u64 = 0;
+    let mut sending = true;
+    loop {
+        // Send what is due. A request that cannot go yet (no free UDP
+        // request id) keeps its slot in the schedule and is tried again
+        // 100 µs later, its lag growing.
+        let mut retry = false;
+        let mut next = end;
+        while sending {
+            let t = start + Duration::from_nanos((k as f64 * interval_ns) as u64);
             let now = Instant::now();
-            let mut s = lock(shared);
-            if s.stopped {
-                break 'run;
-            }
-            if s.flight.begin(t, now, &mut buf) {
-                let lag = nanos(now.saturating_duration_since(t)).max(1);
-                s.flight.core().out.lag.saturating_record(lag);
+            if t >= end {
+                sending = false;
                 break;
             }
-            drop(s);
-            if now >= end {
-                break 'run;
+            if t > now {
+                next = t;
+                break;
             }
-            thread::sleep(Duration::from_micros(100));
+            let i = (k % ios.len() as u64) as usize;
+            if !stopped[i] {
+                req.clear();
+                if !flights[i].begin(t, now, &mut req) {
+                    retry = true;
+                    break;
+                }
+                let lag = nanos(now.saturating_duration_since(t)).max(1);
+                flights[i].core().out.lag.saturating_record(lag);
+                if ios[i].send(&req).is_err() {
+                    flights[i].core().out.n.socket_errors += 1;
+                }
+            }
+            k += 1;
         }
-        if io.send(&buf).is_err() {
-            lock(shared).flight.core().out.n.socket_errors += 1;
+        // Take every reply there is.
+        for (i, io) in ios.iter().enumerate() {
+            while !stopped[i] {
+                let got = io.try_recv(&mut buf);
+                let now = Instant::now();
+                let f = &mut flights[i];
+                match got {
+                    Ok(0) if cfg.proto == Proto::Tcp => {
+                        f.core().out.failure = Some("the server closed the connection".into());
+                        stopped[i] = true;
+                    }
+                    Ok(n) => {
+                        if let Err(e) = f.received(&buf[..n], now) {
+                            f.core().out.failure = Some(e);
+                            stopped[i] = true;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                        // ICMP port unreachable on a connected UDP socket.
+                        f.core().out.n.socket_errors += 1;
+                    }
+                    Err(e) => {
+                        f.core().out.failure = Some(format!("receive: {e}"));
+                        stopped[i] = true;
+                    }
+                }
+                if stopped[i] {
+                    // What is in flight on a failed socket is lost.
+                    let lost = f.in_flight() as u64;
+                    f.core().out.n.lost += lost;
+                }
+            }
         }
-        i += 1;
+        let now = Instant::now();
+        let mut waiting = false;
+        for (f, &stop) in flights.iter_mut().zip(&stopped) {
+            if !stop {
+                f.expire(now);
+                waiting |= f.in_flight() > 0;
+            }
+        }
+        if !sending && !waiting {
+            break;
+        }
+        // Sleep until the next send, a retry, or (sending over) the next
+        // look for expired requests; a reply wakes it sooner.
+        let wait = if retry {
+            Duration::from_micros(100)
+        } else if sending {
+            next.saturating_duration_since(now)
+        } else {
+            POLL
+        };
+        // A send due within SPIN comes sooner than a sleep and a wake-up
+        // could deliver it on time: look at the sockets again instead.
+        if sending && !retry && wait < SPIN {
+            continue;
+        }
+        let mut fds: Vec<PollFd<'_>> = ios
+            .iter()
+            .zip(&stopped)
+            .filter(|(_, &stop)| !stop)
+            .map(|(io, _)| PollFd::new(io.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                flights[0].core().out.failure = Some(format!("ppoll: {e}"));
+                break;
+            }
+        }
     }
-    lock(shared).sender_done = true;
 }
 
-/// Receive replies until sending is over and nothing is in flight (every
-/// request answered or past its timeout). In closed loop (`outstanding`
-/// given) this thread also sends, keeping that many requests in flight.
-fn receive<F: Flight, I: Io>(
-    shared: &Mutex<Shared<F>>,
-    io: &I,
-    outstanding: Option<usize>,
-    end: Instant,
-) {
+/// Closed loop on one socket: keep `cfg.outstanding` requests in flight
+/// until the end, then wait for the last replies (or their timeouts).
+fn run_closed_loop<F: Flight, I: Io>(cfg: &Config, mut f: F, io: &I, start: Instant) -> Outcome {
+    let end = start + cfg.duration;
     let mut buf = vec![0u8; 65536];
     let mut req = Vec::new();
     loop {
-        if let Some(m) = outstanding {
-            loop {
-                let now = Instant::now();
-                if now >= end {
-                    break;
-                }
-                let mut s = lock(shared);
-                if s.flight.in_flight() >= m {
-                    break;
-                }
-                req.clear();
-                if !s.flight.begin(now, now, &mut req) {
-                    break;
-                }
-                drop(s);
-                if io.send(&req).is_err() {
-                    lock(shared).flight.core().out.n.socket_errors += 1;
-                }
+        loop {
+            let now = Instant::now();
+            if now >= end || f.in_flight() >= cfg.outstanding as usize {
+                break;
+            }
+            req.clear();
+            if !f.begin(now, now, &mut req) {
+                break;
+            }
+            if io.send(&req).is_err() {
+                f.core().out.n.socket_errors += 1;
             }
         }
         let got = io.recv(&mut buf);
         let now = Instant::now();
-        let mut s = lock(shared);
         match got {
-            Ok(0) => {
-                if s.flight.core().out.failure.is_none() {
-                    s.flight.core().out.failure = Some("the server closed the connection".into());
-                }
+            Ok(0) if cfg.proto == Proto::Tcp => {
+                f.core().out.failure = Some("the server closed the connection".into());
                 break;
             }
             Ok(n) => {
-                if let Err(e) = s.flight.received(&buf[..n], now) {
-                    s.flight.core().out.failure = Some(e);
+                if let Err(e) = f.received(&buf[..n], now) {
+                    f.core().out.failure = Some(e);
                     break;
                 }
             }
@@ -1176,57 +1232,22 @@ fn receive<F: Flight, I: Io>(
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 // ICMP port unreachable on a connected UDP socket.
-                s.flight.core().out.n.socket_errors += 1;
+                f.core().out.n.socket_errors += 1;
             }
             Err(e) => {
-                s.flight.core().out.failure = Some(format!("receive: {e}"));
+                f.core().out.failure = Some(format!("receive: {e}"));
                 break;
             }
         }
-        s.flight.expire(now);
-        if now >= end && s.sender_done && s.flight.in_flight() == 0 {
+        f.expire(now);
+        if now >= end && f.in_flight() == 0 {
             break;
         }
     }
-    // Whatever is still in flight after a failure is lost, and the sender
-    // sends no more.
-    let mut s = lock(shared);
-    let lost = s.flight.in_flight() as u64;
-    s.flight.core().out.n.lost += lost;
-    s.stopped = true;
-}
-
-/// Run the load on one socket; `index` staggers the schedules of the
-/// sockets over one interval.
-fn run_socket<F: Flight, I: Io>(
-    cfg: &Config,
-    flight: F,
-    io: &I,
-    index: u32,
-    start: Instant,
-) -> Outcome {
-    let end = start + cfg.duration;
-    let shared = Mutex::new(Shared {
-        flight,
-        sender_done: cfg.rate == 0.0,
-        stopped: false,
-    });
-    if cfg.rate > 0.0 {
-        let interval_ns = 1e9 * cfg.sockets as f64 / cfg.rate;
-        let first =
-            start + Duration::from_nanos((interval_ns * index as f64 / cfg.sockets as f64) as u64);
-        thread::scope(|scope| {
-            scope.spawn(|| send_on_schedule(&shared, io, first, interval_ns, end));
-            receive(&shared, io, None, end);
-        });
-    } else {
-        receive(&shared, io, Some(cfg.outstanding as usize), end);
-    }
-    shared
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .flight
-        .into_outcome()
+    // Whatever is still in flight after a failure is lost.
+    let lost = f.in_flight() as u64;
+    f.core().out.n.lost += lost;
+    f.into_outcome()
 }
 
 // ---------------------------------------------------------------------------
@@ -1535,39 +1556,69 @@ fn run(cfg: &Config) -> Result<Outcome, String> {
         }
     }
     let mut total = Outcome::new();
-    let start = Instant::now() + Duration::from_millis(10);
-    let outcomes: Vec<Result<Outcome, String>> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..cfg.sockets)
-            .map(|i| {
-                scope.spawn(move || -> Result<Outcome, String> {
-                    let core = Core::new(cfg, i as u64);
-                    Ok(match cfg.proto {
-                        Proto::Udp => {
-                            let s = udp_socket(cfg.host, cfg.port, POLL)
-                                .map_err(|e| format!("UDP socket: {e}"))?;
-                            run_socket(cfg, UdpFlight::new(core), &s, i, start)
-                        }
-                        Proto::Tcp => {
-                            let s = tcp_socket(cfg.host, cfg.port, POLL)
-                                .map_err(|e| format!("connect to TCP port {}: {e}", cfg.port))?;
-                            run_socket(cfg, TcpFlight::new(core), &s, i, start)
-                        }
+    let outcomes = if cfg.rate > 0.0 {
+        match cfg.proto {
+            Proto::Udp => open_loop(cfg, UdpFlight::new, |c| {
+                udp_socket(c.host, c.port, POLL).map_err(|e| format!("UDP socket: {e}"))
+            })?,
+            Proto::Tcp => open_loop(cfg, TcpFlight::new, |c| {
+                tcp_socket(c.host, c.port, POLL)
+                    .map_err(|e| format!("connect to TCP port {}: {e}", c.port))
+            })?,
+        }
+    } else {
+        let start = Instant::now() + Duration::from_millis(10);
+        thread::scope(|scope| {
+            let handles: Vec<_> = (0..cfg.sockets)
+                .map(|i| {
+                    scope.spawn(move || -> Result<Outcome, String> {
+                        let core = Core::new(cfg, i as u64);
+                        Ok(match cfg.proto {
+                            Proto::Udp => {
+                                let s = udp_socket(cfg.host, cfg.port, POLL)
+                                    .map_err(|e| format!("UDP socket: {e}"))?;
+                                run_closed_loop(cfg, UdpFlight::new(core), &s, start)
+                            }
+                            Proto::Tcp => {
+                                let s = tcp_socket(cfg.host, cfg.port, POLL).map_err(|e| {
+                                    format!("connect to TCP port {}: {e}", cfg.port)
+                                })?;
+                                run_closed_loop(cfg, TcpFlight::new(core), &s, start)
+                            }
+                        })
                     })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a socket thread panicked".into()))
-            })
-            .collect()
-    });
-    for o in outcomes {
-        total.merge(&o?);
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a socket thread panicked".into()))
+                })
+                .collect::<Result<Vec<Outcome>, String>>()
+        })?
+    };
+    for o in &outcomes {
+        total.merge(o);
     }
     Ok(total)
+}
+
+/// Open the sockets, then run the open loop over all of them in this thread.
+fn open_loop<F: Flight, I: Io>(
+    cfg: &Config,
+    flight: impl Fn(Core) -> F,
+    socket: impl Fn(&Config) -> Result<I, String>,
+) -> Result<Vec<Outcome>, String> {
+    let ios = (0..cfg.sockets)
+        .map(|_| socket(cfg))
+        .collect::<Result<Vec<I>, String>>()?;
+    let mut flights: Vec<F> = (0..cfg.sockets)
+        .map(|i| flight(Core::new(cfg, i as u64)))
+        .collect();
+    let start = Instant::now() + Duration::from_millis(10);
+    run_open_loop(cfg, &mut flights, &ios, start);
+    Ok(flights.into_iter().map(Flight::into_outcome).collect())
 }
 
 fn main() -> ExitCode {

@@ -46,7 +46,11 @@ while len(ports) < int(sys.argv[1]):
         t.close(); u.close(); continue
     held += [t, u]
     ports.append(port)
-print(*ports)
+# Closed before the ports are printed: a caller reading them may start a
+# server on them at once, while this process has not yet exited.
+for s in held:
+    s.close()
+print(*ports, flush=True)
 EOF
 }
 

@@ -1009,7 +1009,7 @@ impl Flight for TcpFlight {
 // Sockets
 
 /// A connected socket.
-trait Io: Sync + AsFd {
+trait Io: AsFd {
     fn send(&self, bytes: &[u8]) -> io::Result<()>;
     /// Receive with the socket's short timeout; `Ok(0)` on TCP is the end
     /// of the stream.
@@ -1123,34 +1123,13 @@ fn run_open_loop<F: Flight, I: Io>(cfg: &Config, flights: &mut [F], ios: &[I], s
         for (i, io) in ios.iter().enumerate() {
             while !stopped[i] {
                 let got = io.try_recv(&mut buf);
-                let now = Instant::now();
-                let f = &mut flights[i];
-                match got {
-                    Ok(0) if cfg.proto == Proto::Tcp => {
-                        f.core().out.failure = Some("the server closed the connection".into());
+                match take(&mut flights[i], cfg.proto, got, &buf, Instant::now()) {
+                    Got::More => {}
+                    Got::Nothing => break,
+                    Got::Failed => {
                         stopped[i] = true;
+                        lose_in_flight(&mut flights[i]);
                     }
-                    Ok(n) => {
-                        if let Err(e) = f.received(&buf[..n], now) {
-                            f.core().out.failure = Some(e);
-                            stopped[i] = true;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                        // ICMP port unreachable on a connected UDP socket.
-                        f.core().out.n.socket_errors += 1;
-                    }
-                    Err(e) => {
-                        f.core().out.failure = Some(format!("receive: {e}"));
-                        stopped[i] = true;
-                    }
-                }
-                if stopped[i] {
-                    // What is in flight on a failed socket is lost.
-                    let lost = f.in_flight() as u64;
-                    f.core().out.n.lost += lost;
                 }
             }
         }
@@ -1217,37 +1196,61 @@ fn run_closed_loop<F: Flight, I: Io>(cfg: &Config, mut f: F, io: &I, start: Inst
         }
         let got = io.recv(&mut buf);
         let now = Instant::now();
-        match got {
-            Ok(0) if cfg.proto == Proto::Tcp => {
-                f.core().out.failure = Some("the server closed the connection".into());
-                break;
-            }
-            Ok(n) => {
-                if let Err(e) = f.received(&buf[..n], now) {
-                    f.core().out.failure = Some(e);
-                    break;
-                }
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                // ICMP port unreachable on a connected UDP socket.
-                f.core().out.n.socket_errors += 1;
-            }
-            Err(e) => {
-                f.core().out.failure = Some(format!("receive: {e}"));
-                break;
-            }
+        if let Got::Failed = take(&mut f, cfg.proto, got, &buf, now) {
+            lose_in_flight(&mut f);
+            break;
         }
         f.expire(now);
         if now >= end && f.in_flight() == 0 {
             break;
         }
     }
-    // Whatever is still in flight after a failure is lost.
+    f.into_outcome()
+}
+
+/// What one receive gave.
+enum Got {
+    /// Bytes (or a passing error): there may be more.
+    More,
+    /// Nothing there (or the receive timed out).
+    Nothing,
+    /// The socket cannot go on; the failure is recorded.
+    Failed,
+}
+
+/// Hand a receive's result to the socket's flight.
+fn take<F: Flight>(
+    f: &mut F,
+    proto: Proto,
+    got: io::Result<usize>,
+    buf: &[u8],
+    now: Instant,
+) -> Got {
+    let failure = match got {
+        Ok(0) if proto == Proto::Tcp => "the server closed the connection".to_string(),
+        Ok(n) => match f.received(&buf[..n], now) {
+            Ok(()) => return Got::More,
+            Err(e) => e,
+        },
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            return Got::Nothing
+        }
+        Err(e) if e.kind() == ErrorKind::Interrupted => return Got::More,
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            // ICMP port unreachable on a connected UDP socket.
+            f.core().out.n.socket_errors += 1;
+            return Got::More;
+        }
+        Err(e) => format!("receive: {e}"),
+    };
+    f.core().out.failure = Some(failure);
+    Got::Failed
+}
+
+/// A failed socket: what it has in flight is lost.
+fn lose_in_flight<F: Flight>(f: &mut F) {
     let lost = f.in_flight() as u64;
     f.core().out.n.lost += lost;
-    f.into_outcome()
 }
 
 // ---------------------------------------------------------------------------

@@ -310,14 +310,14 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
         }
         op::GET | op::GETK if extlen == 0 && vlen == 0 && keylen > 0 => {
             if get_or_touch(server, req, cmd, key, None, out) {
-                sess.hold(key);
+                sess.held.hold(key);
             }
             Action::Continue
         }
         op::TOUCH | op::GAT | op::GATK if extlen == 4 && keylen != 0 => {
             let exp = exptime(server, ext32(ext, 0));
             if get_or_touch(server, req, cmd, key, Some(exp), out) {
-                sess.hold(key);
+                sess.held.hold(key);
             }
             Action::Continue
         }
@@ -326,7 +326,7 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             Action::Continue
         }
         op::INCREMENT | op::DECREMENT if keylen > 0 && extlen == 20 && vlen == 0 => {
-            let in_place = !sess.holds(key);
+            let in_place = !sess.held.holds(key);
             arithmetic(
                 server,
                 req,

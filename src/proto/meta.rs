@@ -338,7 +338,7 @@ fn mget(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) 
     match hit {
         Some(Ok(())) => {
             hits.fetch_add(1, Ordering::Relaxed);
-            sess.hold(&key);
+            sess.held.hold(&key);
         }
         Some(Err(e)) => {
             hits.fetch_add(1, Ordering::Relaxed);
@@ -553,7 +553,13 @@ fn marithmetic(server: &Server, sess: &Session, t: &Tokens<'_>, out: &mut Vec<u8
     let mut created = false;
     let (code, value): (&[u8], Option<u64>) = match server
         .cache
-        .delta(&key, incr, delta, f.cas.unwrap_or(0), !sess.holds(&key))
+        .delta(
+            &key,
+            incr,
+            delta,
+            f.cas.unwrap_or(0),
+            !sess.held.holds(&key),
+        )
         .0
     {
         DeltaResult::Ok(v) => {

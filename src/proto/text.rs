@@ -96,13 +96,16 @@ pub struct Session {
     /// written out. memcached's reply holds a reference to such an item
     /// until it is sent, and `incr`/`decr` then make a new item instead of
     /// rewriting the held one in place; the value's length shows it.
-    pub held: Vec<Vec<u8>>,
+    pub held: HeldKeys,
     /// The worker's pool under `-o read_buf_mem_limit` (stream
     /// connections only; `None` counts nothing).
     pub mem: Option<std::sync::Arc<crate::conn_mem::ThreadMem>>,
     /// Response objects this connection holds from the pool.
     pub resps: usize,
 }
+
+/// Keys a session tracks as held before it takes every key as held.
+const MAX_HELD: usize = 64;
 
 impl Session {
     /// Take a response object for one more reply (memcached's
@@ -134,18 +137,40 @@ impl Session {
             m.put_resps(std::mem::take(&mut self.resps));
         }
     }
+}
 
+/// The keys of [`Session::held`]. The first `len` buffers hold the keys;
+/// the rest are kept for later replies, so holding a key allocates nothing
+/// once the connection has warmed up.
+#[derive(Debug, Default)]
+pub struct HeldKeys {
+    keys: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl HeldKeys {
     /// Remember that an unsent reply holds the item of `key`.
     pub fn hold(&mut self, key: &[u8]) {
-        if self.held.len() < 64 && !self.held.iter().any(|k| k == key) {
-            self.held.push(key.to_vec());
+        if self.len < MAX_HELD && !self.holds(key) {
+            if self.len == self.keys.len() {
+                self.keys.push(Vec::new());
+            }
+            let slot = &mut self.keys[self.len];
+            slot.clear();
+            slot.extend_from_slice(key);
+            self.len += 1;
         }
     }
 
-    /// Whether an unsent reply holds the item of `key` (after 64 held keys,
-    /// any key is taken as held).
+    /// Whether an unsent reply holds the item of `key` (after
+    /// [`MAX_HELD`] held keys, any key is taken as held).
     pub fn holds(&self, key: &[u8]) -> bool {
-        self.held.len() >= 64 || self.held.iter().any(|k| k == key)
+        self.len >= MAX_HELD || self.keys[..self.len].iter().any(|k| k == key)
+    }
+
+    /// The replies were written out: no item is held any more.
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -155,7 +180,7 @@ impl Default for Session {
             noreply: false,
             unsent: 0,
             get_budget: STREAM_GET_BUDGET,
-            held: Vec::new(),
+            held: HeldKeys::default(),
             mem: None,
             resps: 0,
         }

@@ -531,9 +531,10 @@ impl Conn {
                         .expect("nread without a pending store");
                     if self.unread().len() >= p.vlen {
                         let p = self.pending.take().expect("checked above");
-                        let data = &self.rbuf[self.rpos..self.rpos + p.vlen];
-                        text::complete_nread(server, &mut self.sess, &p, data, &mut self.wbuf);
-                        self.rpos += p.vlen;
+                        let vlen = p.vlen;
+                        let data = &self.rbuf[self.rpos..self.rpos + vlen];
+                        text::complete_nread(server, &mut self.sess, p, data, &mut self.wbuf);
+                        self.rpos += vlen;
                         self.set_state(ConnState::NewCmd);
                     } else if let Some(o) = self.read_more(server) {
                         return o;
@@ -875,10 +876,7 @@ impl Conn {
             }
             udp::Request::Single(h, payload) => {
                 s.udp_requests.fetch_add(1, Ordering::Relaxed);
-                self.sess = Session {
-                    get_budget: udp::MAX_REPLY,
-                    ..Session::default()
-                };
+                self.sess.restart(udp::MAX_REPLY);
                 if let Some(why) =
                     udp::process_datagram(server, &mut self.sess, payload, &mut reply)
                 {

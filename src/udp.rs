@@ -206,12 +206,13 @@ pub fn process_datagram(
             }
             Action::Nread(p) => {
                 let rest = &payload[pos..];
-                if rest.len() < p.vlen {
-                    text::complete_nread(server, sess, &p, &rest[..0], reply);
+                let vlen = p.vlen;
+                if rest.len() < vlen {
+                    text::complete_nread(server, sess, p, &rest[..0], reply);
                     break;
                 }
-                text::complete_nread(server, sess, &p, &rest[..p.vlen], reply);
-                pos += p.vlen;
+                text::complete_nread(server, sess, p, &rest[..vlen], reply);
+                pos += vlen;
             }
             Action::Swallow(n) => pos += n.min(payload.len() - pos),
             Action::Close => {
@@ -247,11 +248,12 @@ fn process_binary(
         pos += n;
         match action {
             Action::Nread(p) => {
-                let Some(data) = payload.get(pos..pos + p.vlen) else {
+                let vlen = p.vlen;
+                let Some(data) = payload.get(pos..pos + vlen) else {
                     return;
                 };
-                text::complete_nread(server, sess, &p, data, reply);
-                pos += p.vlen;
+                text::complete_nread(server, sess, p, data, reply);
+                pos += vlen;
             }
             Action::Swallow(n) => pos += n.min(payload.len() - pos),
             Action::Close | Action::Quit | Action::Shutdown(_) => return,

@@ -298,7 +298,9 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             };
             let flags = ext32(ext, 0);
             let exp = exptime(server, ext32(ext, 4));
-            update(server, req, cmd, mode, key, flags, exp, h.cas, vlen, out)
+            update(
+                server, sess, req, cmd, mode, key, flags, exp, h.cas, vlen, out,
+            )
         }
         op::APPEND | op::PREPEND if keylen > 0 && extlen == 0 => {
             let mode = if cmd == op::APPEND {
@@ -306,7 +308,7 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             } else {
                 StoreMode::Prepend
             };
-            update(server, req, cmd, mode, key, 0, 0, h.cas, vlen, out)
+            update(server, sess, req, cmd, mode, key, 0, 0, h.cas, vlen, out)
         }
         op::GET | op::GETK if extlen == 0 && vlen == 0 && keylen > 0 => {
             if get_or_touch(server, req, cmd, key, None, out) {
@@ -397,6 +399,7 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
 #[allow(clippy::too_many_arguments)]
 fn update(
     server: &Server,
+    sess: &mut Session,
     req: BinReq,
     cmd: u8,
     mode: StoreMode,
@@ -417,7 +420,7 @@ fn update(
     }
     Action::Nread(PendingStore {
         mode,
-        key: key.to_vec(),
+        key: sess.key_copy(key),
         flags,
         exptime,
         cas,

@@ -220,7 +220,7 @@ fn put_request_flags(
 pub fn process(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
     match t.get(0)[1] {
         b'g' => mget(server, sess, t, out),
-        b's' => return mset(server, t, out),
+        b's' => return mset(server, sess, t, out),
         b'd' => mdelete(server, t, out),
         b'a' => marithmetic(server, sess, t, out),
         b'e' => mexamine(server, t, out),
@@ -373,7 +373,7 @@ pub struct MetaStore {
 }
 
 /// `ms <key> <datalen> <flags>*`: checks, then the value is read.
-fn mset(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
+fn mset(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
     let n = t.ntokens();
     let Some(mut key) = start(t, out, b"CLIENT_ERROR options flags too long") else {
         return Action::Continue;
@@ -424,7 +424,7 @@ fn mset(server: &Server, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
     }
     Action::Nread(PendingStore {
         mode,
-        key: key.into_owned(),
+        key: sess.key_copy(&key),
         flags: f.client_flags,
         exptime: f.ttl.unwrap_or(0),
         cas: f.cas.unwrap_or(0),

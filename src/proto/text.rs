@@ -102,6 +102,8 @@ pub struct Session {
     pub mem: Option<std::sync::Arc<crate::conn_mem::ThreadMem>>,
     /// Response objects this connection holds from the pool.
     pub resps: usize,
+    /// A buffer for the key of the next store (see [`Session::key_copy`]).
+    pub key_buf: Vec<u8>,
 }
 
 /// Keys a session tracks as held before it takes every key as held.
@@ -128,6 +130,28 @@ impl Session {
             m.put_resps(1);
             self.resps -= 1;
         }
+    }
+
+    /// A store's key, copied into the buffer the last store gave back
+    /// (see [`complete_nread`]), so that a store allocates nothing once
+    /// the connection has warmed up.
+    pub fn key_copy(&mut self, key: &[u8]) -> Vec<u8> {
+        let mut k = std::mem::take(&mut self.key_buf);
+        k.clear();
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// Start over for the next UDP datagram, keeping the buffers.
+    pub fn restart(&mut self, get_budget: usize) {
+        let mut held = std::mem::take(&mut self.held);
+        held.clear();
+        *self = Session {
+            get_budget,
+            held,
+            key_buf: std::mem::take(&mut self.key_buf),
+            ..Session::default()
+        };
     }
 
     /// Give back every response object held (the replies were written or
@@ -183,6 +207,7 @@ impl Default for Session {
             held: HeldKeys::default(),
             mem: None,
             resps: 0,
+            key_buf: Vec::new(),
         }
     }
 }
@@ -444,7 +469,7 @@ fn process_update(
     }
     Action::Nread(PendingStore {
         mode,
-        key: key.to_vec(),
+        key: sess.key_copy(key),
         flags,
         exptime,
         cas,
@@ -457,6 +482,17 @@ fn process_update(
 /// The value of a store has arrived: `data` is `vlen` bytes, which must end
 /// in `\r\n` (memcached's `complete_nread_ascii`).
 pub fn complete_nread(
+    server: &Server,
+    sess: &mut Session,
+    p: PendingStore,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) {
+    store_value(server, sess, &p, data, out);
+    sess.key_buf = p.key;
+}
+
+fn store_value(
     server: &Server,
     sess: &mut Session,
     p: &PendingStore,

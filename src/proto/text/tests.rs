@@ -25,7 +25,7 @@ fn run(server: &Server, input: &[u8]) -> Vec<u8> {
             Action::Nread(p) => {
                 let data = &input[pos..(pos + p.vlen).min(input.len())];
                 pos += data.len();
-                complete_nread(server, &mut sess, &p, data, &mut out);
+                complete_nread(server, &mut sess, p, data, &mut out);
             }
             Action::Swallow(n) => pos = (pos + n).min(input.len()),
             other => {

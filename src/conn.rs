@@ -144,6 +144,9 @@ pub struct Conn {
     /// The connection's protocol once known: `Some(true)` for binary
     /// (memcached's `c->protocol`, chosen by `-B` or by the first byte).
     binary: Option<bool>,
+    /// Passed `-Y` authentication, or none is asked for (memcached's
+    /// `c->authenticated`); known at the first command.
+    authenticated: Option<bool>,
     /// The last read was short: the socket held no more at that moment.
     drained: bool,
     /// The peer has shut down its side: a FIN may sit behind the bytes
@@ -218,6 +221,7 @@ impl Conn {
             drained: false,
             read_closed: false,
             binary: None,
+            authenticated: None,
             rpos: 0,
             rlen: 0,
             wbuf: Vec::new(),
@@ -612,6 +616,12 @@ impl Conn {
     /// memcached's `try_read_command_ascii` plus `process_command_ascii`.
     fn parse_cmd(&mut self, server: &Server) {
         use crate::settings::Protocol;
+        let authenticated = *self
+            .authenticated
+            .get_or_insert(server.auth.is_none() || self.is_udp());
+        if !authenticated {
+            return self.parse_auth(server);
+        }
         let first = self.unread().first().copied();
         let binary = *self
             .binary
@@ -638,12 +648,7 @@ impl Conn {
                     return;
                 }
             }
-            // Send what earlier pipelined commands produced before waiting.
-            if self.wpos < self.wbuf.len() {
-                self.set_state(ConnState::Mwrite);
-            } else {
-                self.set_state(ConnState::Waiting);
-            }
+            self.await_input();
             return;
         };
         let mut end = nl;
@@ -671,6 +676,96 @@ impl Conn {
         self.apply(server, action);
     }
 
+    /// The buffer holds no whole request yet: send what earlier pipelined
+    /// requests produced, then wait for more bytes.
+    fn await_input(&mut self) {
+        if self.wpos < self.wbuf.len() {
+            self.set_state(ConnState::Mwrite);
+        } else {
+            self.set_state(ConnState::Waiting);
+        }
+    }
+
+    /// memcached's `try_read_command_asciiauth`: before `-Y`
+    /// authentication the one command taken is `set <key> <flags>
+    /// <exptime> <bytes>` whose value is `<user> <password>`; any other
+    /// line gets `CLIENT_ERROR unauthenticated`.
+    fn parse_auth(&mut self, server: &Server) {
+        let buf = self.unread();
+        // memcached waits for two bytes at least, the shortest it answers.
+        if buf.len() < 2 {
+            self.await_input();
+            return;
+        }
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > MAX_LINE_NO_GET {
+                self.set_state(ConnState::Closing);
+            } else {
+                self.await_input();
+            }
+            return;
+        };
+        // The `\r` stays on the last token, as in memcached; the number
+        // parser stops at it.
+        let t = text::Tokens::new(&buf[..nl]);
+        let size = if t.ntokens() >= 6 && t.get(0) == b"set" {
+            crate::proto::number::strtoul(t.get(4))
+        } else {
+            None
+        };
+        let reply: &[u8] = match size {
+            None => {
+                self.rpos += nl + 1;
+                b"CLIENT_ERROR unauthenticated"
+            }
+            // Tokens of a few hundred bytes at most are expected; a longer
+            // value would only be buffered for nothing.
+            Some(n) if n as usize > MAX_LINE_NO_GET => {
+                self.set_state(ConnState::Closing);
+                return;
+            }
+            Some(n) => {
+                let vlen = n as usize + 2;
+                let Some(value) = buf.get(nl + 1..nl + 1 + vlen) else {
+                    self.await_input();
+                    return;
+                };
+                let auth = server.auth.as_ref().expect("parse_auth runs under -Y");
+                // Some(passed) when the tokens were checked at all.
+                let (reply, passed): (&[u8], _) = if !value.ends_with(b"\r\n") {
+                    (b"CLIENT_ERROR bad command line termination", None)
+                } else {
+                    let creds = text::Tokens::new(&value[..vlen - 2]);
+                    if creds.ntokens() < 3 {
+                        (b"CLIENT_ERROR bad authentication token format", None)
+                    } else if auth.check(creds.get(0), creds.get(1)) {
+                        (b"STORED", Some(true))
+                    } else {
+                        (b"CLIENT_ERROR authentication failure", Some(false))
+                    }
+                };
+                self.rpos += nl + 1 + vlen;
+                if let Some(passed) = passed {
+                    server.stats.auth_cmds.fetch_add(1, Ordering::Relaxed);
+                    if passed {
+                        self.authenticated = Some(true);
+                    } else {
+                        server.stats.auth_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                reply
+            }
+        };
+        self.touch(server);
+        if !self.sess.resp_start() {
+            self.set_state(ConnState::Closing);
+            return;
+        }
+        self.sess.unsent = self.wpos;
+        text::out_string(&mut self.sess, &mut self.wbuf, reply);
+        self.apply(server, Action::Continue);
+    }
+
     /// memcached's `try_read_command_binary`.
     fn parse_binary(&mut self, server: &Server) {
         self.touch(server);
@@ -683,12 +778,7 @@ impl Conn {
             binary::Parsed::NeedMore => {
                 // Not a request yet: give the response object back.
                 self.sess.resp_undo();
-                // Send what earlier pipelined requests produced first.
-                if self.wpos < self.wbuf.len() {
-                    self.set_state(ConnState::Mwrite);
-                } else {
-                    self.set_state(ConnState::Waiting);
-                }
+                self.await_input();
             }
             binary::Parsed::Done(n, action) => {
                 self.rpos += n;

@@ -52,6 +52,7 @@
 //! slab classes, mirrored in [`cache::slabs`], are a memory allocator.
 #![deny(missing_docs, rust_2018_idioms)]
 
+pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod conn;

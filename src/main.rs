@@ -19,7 +19,11 @@ fn main() {
         daemon::daemonize(&settings);
     }
     daemon::save_pid(&settings);
-    if let Err(msg) = rmemcached::server::run(settings) {
+    let auth = rmemcached::auth::from_settings(&settings).unwrap_or_else(|(msg, code)| {
+        eprintln!("{msg}");
+        std::process::exit(code);
+    });
+    if let Err(msg) = rmemcached::server::run(settings, auth) {
         eprintln!("{msg}");
         // memcached exits with EX_OSERR when it cannot listen.
         std::process::exit(71);

@@ -46,6 +46,8 @@ pub struct Server {
     pub conn_list: crate::conn_list::ConnList,
     /// Each worker's pool for `-o read_buf_mem_limit`, by worker id.
     pub thread_mem: Vec<Arc<crate::conn_mem::ThreadMem>>,
+    /// The `-Y` file: stream connections must authenticate first.
+    pub auth: Option<crate::auth::AuthFile>,
 }
 
 /// Why the server stops. Every way drains: no new connections or requests
@@ -90,6 +92,7 @@ impl Server {
             prefix,
             stop: AtomicU8::new(0),
             main_waker: OnceLock::new(),
+            auth: None,
         }
     }
 
@@ -190,7 +193,7 @@ enum Listener {
 
 /// Open the sockets, start the workers and run the accept loop (which also
 /// ticks the clock once a second). Returns only on a fatal error.
-pub fn run(settings: Settings) -> Result<(), String> {
+pub fn run(settings: Settings, auth: Option<crate::auth::AuthFile>) -> Result<(), String> {
     let listeners = crate::listen::open_all(&settings)?;
     if !listeners.udp.is_empty() && settings.udp_allow == crate::udp_guard::UdpAllow::Any {
         log::warn!(
@@ -198,7 +201,10 @@ pub fn run(settings: Settings) -> Result<(), String> {
              requests aim this server's replies at others (a reflection attack)"
         );
     }
-    let server = Arc::new(Server::new(settings));
+    let server = Arc::new(Server {
+        auth,
+        ..Server::new(settings)
+    });
     let udp_count = listeners.udp.len() as u64;
     server.gauges.curr_connections.fetch_add(
         udp_count * server.settings.num_threads as u64,
@@ -276,7 +282,14 @@ pub fn run(settings: Settings) -> Result<(), String> {
                 for sig in signals.pending() {
                     match sig {
                         libc::SIGUSR1 => server.request_stop(Stop::Graceful),
-                        libc::SIGHUP => log::info!("SIGHUP received, ignored"),
+                        libc::SIGHUP => match &server.auth {
+                            // memcached reloads the auth file on SIGHUP.
+                            Some(a) => match a.reload() {
+                                Ok(()) => log::info!("SIGHUP: auth file reloaded"),
+                                Err(e) => log::warn!("SIGHUP: {}", e.message(a.path())),
+                            },
+                            None => log::info!("SIGHUP received, ignored"),
+                        },
                         _ => server.request_stop(Stop::Signal),
                     }
                 }

@@ -31,6 +31,10 @@ macro_rules! counters {
 }
 
 counters! {
+    /// `-Y` authentication attempts.
+    auth_cmds,
+    /// `-Y` authentication attempts that failed.
+    auth_errors,
     /// Retrieval keys asked for (`get`, `gets`).
     cmd_get,
     /// Storage commands (`set`, `add`, ...).
@@ -204,8 +208,8 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     ] {
         stat(out, name, get(v));
     }
-    stat(out, "auth_cmds", 0);
-    stat(out, "auth_errors", 0);
+    stat(out, "auth_cmds", get(&s.auth_cmds));
+    stat(out, "auth_errors", get(&s.auth_errors));
     if server.settings.idle_timeout > 0 {
         stat(out, "idle_kicks", get(&s.idle_kicks));
     }
@@ -361,7 +365,10 @@ pub fn settings(
     };
     stat(out, "binding_protocol", proto);
     stat(out, "auth_enabled_sasl", "no");
-    stat(out, "auth_enabled_ascii", "no");
+    match &st.auth_file {
+        Some(f) => stat(out, "auth_enabled_ascii", f.display()),
+        None => stat(out, "auth_enabled_ascii", "no"),
+    }
     stat(out, "item_size_max", st.item_size_max);
     stat(out, "maxconns_fast", yes_no(st.maxconns_fast));
     stat(out, "hashpower_init", st.hashpower_init);

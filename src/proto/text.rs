@@ -187,7 +187,7 @@ impl HeldKeys {
     }
 
     /// Whether an unsent reply holds the item of `key` (after
-    /// [`MAX_HELD`] held keys, any key is taken as held).
+    /// `MAX_HELD` (64) held keys, any key is taken as held).
     pub fn holds(&self, key: &[u8]) -> bool {
         self.len >= MAX_HELD || self.keys[..self.len].iter().any(|k| k == key)
     }

@@ -31,7 +31,9 @@ impl Drop for Server {
     }
 }
 
-fn unique_name(prefix: &str) -> PathBuf {
+/// A path in the temporary directory no other call (or test process)
+/// gets.
+pub fn unique_name(prefix: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);

@@ -405,6 +405,12 @@ fn extended_option_errors() {
     assert_eq!(fail(&["-o", "bogus=1,maxconns_fast"]), illegal("bogus=1"));
     assert_eq!(fail(&["-o", "maxconns_fast,,modern"]), illegal(""));
     assert_eq!(fail(&["-o", ","]), illegal(""));
+    // Debian's memcached 1.6.18 has no proxy built in and refuses these.
+    assert_eq!(
+        fail(&["-o", "proxy_config=/x.lua"]),
+        illegal("proxy_config=/x.lua")
+    );
+    assert_eq!(fail(&["-o", "proxy_uring"]), illegal("proxy_uring"));
     assert_eq!(
         fail(&["-o", "hashpower"]),
         ("Missing numeric argument for hashpower".into(), 1)

@@ -147,6 +147,30 @@ pub fn level_filter(verbose: u8) -> log::LevelFilter {
     }
 }
 
+/// What the settings ask for that memcached would do and this server
+/// accepts but does not: a warning at start names these, since an operator
+/// relying on them would otherwise not know. (Tuning options memcached
+/// needs and this design does not, such as `slab_automove`, are left out.)
+pub fn unsupported(st: &Settings) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(f) = &st.memory_file {
+        v.push(format!(
+            "-e {} (the cache is not saved across restarts)",
+            f.display()
+        ));
+    }
+    if st.lock_memory {
+        v.push("-k (memory is not locked)".to_string());
+    }
+    if st.large_pages {
+        v.push("-L (no large pages)".to_string());
+    }
+    if st.ignored_options.iter().any(|o| o.starts_with("ext_")) {
+        v.push("-o ext_* (no extstore: every item stays in memory)".to_string());
+    }
+    v
+}
+
 /// The line logged at start (with `-v`): version, listening addresses,
 /// threads and memory limit.
 fn startup_line(st: &Settings, l: &crate::listen::Listeners) -> String {
@@ -199,6 +223,13 @@ pub fn run(settings: Settings, auth: Option<crate::auth::AuthFile>) -> Result<()
         log::warn!(
             "udp_allow=any: UDP replies go to any source address, which lets forged \
              requests aim this server's replies at others (a reflection attack)"
+        );
+    }
+    let unsupported = unsupported(&settings);
+    if !unsupported.is_empty() {
+        log::warn!(
+            "accepted but not supported here: {}",
+            unsupported.join("; ")
         );
     }
     let server = Arc::new(Server {

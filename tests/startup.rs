@@ -1,6 +1,47 @@
-//! With `-v`, the server says at start what it runs and where it listens.
+//! With `-v`, the server says at start what it runs and where it listens;
+//! without it, it warns about flags it accepts but does not honour.
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+/// The first stderr line of a server started with `args` on free ports
+/// that starts with `prefix`, read until the startup line (`-v` is added).
+fn start_line(args: &[&str], prefix: &str) -> Option<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rmemcached"))
+        .args(["-l", "127.0.0.1", "-p", "-1", "-U", "0", "-u", "root", "-v"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let found = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("rmemcached "))
+        .find(|l| l.starts_with(prefix));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    found
+}
+
+#[test]
+fn warns_about_flags_accepted_but_not_honoured() {
+    let warning = start_line(
+        &[
+            "-e",
+            "/nonexistent/memory_file",
+            "-k",
+            "-o",
+            "ext_path=/x:64m",
+        ],
+        "accepted but not supported here",
+    )
+    .expect("a warning");
+    for part in ["-e /nonexistent/memory_file", "-k", "ext_"] {
+        assert!(warning.contains(part), "{warning}");
+    }
+    assert_eq!(start_line(&[], "accepted but not supported here"), None);
+}
 
 #[test]
 fn verbose_start_logs_version_addresses_and_threads() {

@@ -115,7 +115,7 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     /// User to drop to when started as root (`-u`).
     pub username: Option<String>,
-    /// Lock paged memory (`-k`): accepted, logged, not done.
+    /// Lock paged memory (`-k`): accepted, warned about, not done.
     pub lock_memory: bool,
     /// Raise the core file limit (`-r`).
     pub maxcore: bool,
@@ -153,10 +153,10 @@ pub struct Settings {
     /// `num_threads`) but not used, as there is no NAPI-based thread
     /// selection here.
     pub num_napi_ids: usize,
-    /// Try large memory pages (`-L`): accepted, not done.
+    /// Try large memory pages (`-L`): accepted, warned about, not done.
     pub large_pages: bool,
     /// File to mmap for item memory, for a restartable cache (`-e`):
-    /// accepted, not used; memory is always anonymous.
+    /// accepted, warned about, not used; memory is always anonymous.
     pub memory_file: Option<PathBuf>,
     /// ASCII authentication token file (`-Y`). Recorded so the server can
     /// enforce it or refuse to start; as in memcached, giving it makes the

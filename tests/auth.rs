@@ -168,11 +168,14 @@ fn sighup_reloads_the_file() {
         b"CLIENT_ERROR authentication failure\r\n"
     );
 
+    let hup = || {
+        // SAFETY: kill(2) on our own child process; no memory is involved.
+        unsafe {
+            libc::kill(server.child.id() as i32, libc::SIGHUP);
+        }
+    };
     std::fs::write(&file, "new:two\n").unwrap();
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(server.child.id() as i32, libc::SIGHUP);
-    }
+    hup();
     let deadline = Instant::now() + Duration::from_secs(5);
     while login(b"new two") != b"STORED\r\n" {
         assert!(Instant::now() < deadline, "the new entry was never taken");
@@ -185,10 +188,7 @@ fn sighup_reloads_the_file() {
 
     // A file that no longer loads leaves the entries in force.
     std::fs::write(&file, "broken\n").unwrap();
-    unsafe {
-        // SAFETY: as above.
-        libc::kill(server.child.id() as i32, libc::SIGHUP);
-    }
+    hup();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(login(b"new two"), b"STORED\r\n");
     let _ = std::fs::remove_file(file);

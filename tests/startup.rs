@@ -3,22 +3,29 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-/// The first stderr line of a server started with `args` on free ports
-/// that starts with `prefix`, read until the startup line (`-v` is added).
-fn start_line(args: &[&str], prefix: &str) -> Option<String> {
+/// The first stderr line starting with `prefix` of a server started on
+/// free ports with `-v` and `args`, looked for up to and including its
+/// startup line.
+fn stderr_line(args: &[&str], prefix: &str) -> Option<String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rmemcached"))
-        .args(["-l", "127.0.0.1", "-p", "-1", "-U", "0", "-u", "root", "-v"])
+        .args(["-l", "127.0.0.1", "-p", "-1", "-u", "root", "-v"])
         .args(args)
         .stderr(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let found = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.starts_with("rmemcached "))
-        .find(|l| l.starts_with(prefix));
+    let mut found = None;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let startup = line.starts_with("rmemcached ");
+        if line.starts_with(prefix) {
+            found = Some(line);
+            break;
+        }
+        if startup {
+            break;
+        }
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     found
@@ -26,8 +33,10 @@ fn start_line(args: &[&str], prefix: &str) -> Option<String> {
 
 #[test]
 fn warns_about_flags_accepted_but_not_honoured() {
-    let warning = start_line(
+    let warning = stderr_line(
         &[
+            "-U",
+            "0",
             "-e",
             "/nonexistent/memory_file",
             "-k",
@@ -40,36 +49,15 @@ fn warns_about_flags_accepted_but_not_honoured() {
     for part in ["-e /nonexistent/memory_file", "-k", "ext_"] {
         assert!(warning.contains(part), "{warning}");
     }
-    assert_eq!(start_line(&[], "accepted but not supported here"), None);
+    assert_eq!(
+        stderr_line(&["-U", "0"], "accepted but not supported here"),
+        None
+    );
 }
 
 #[test]
 fn verbose_start_logs_version_addresses_and_threads() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rmemcached"))
-        .args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            "-1",
-            "-U",
-            "-1",
-            "-t",
-            "3",
-            "-v",
-            "-u",
-            "root",
-        ])
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let line = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("rmemcached "));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let line = stderr_line(&["-U", "-1", "-t", "3"], "rmemcached ");
     let line = line.expect("a startup line");
     assert!(line.contains("speaking memcached 1.6.18"), "{line}");
     assert!(line.contains("TCP 127.0.0.1:"), "{line}");

@@ -124,7 +124,7 @@ fn counters_count_and_reset() {
 }
 
 #[test]
-fn stats_detail_matches_memcached() {
+fn stats_detail_and_other_subcommands_match_memcached() {
     let script: &[&[u8]] = &[
         b"stats detail dump\r\n",
         b"stats detail on\r\n",
@@ -136,6 +136,10 @@ fn stats_detail_matches_memcached() {
         b"stats detail\r\n",
         b"stats reset\r\n",
         b"stats detail dump\r\n",
+        b"stats extstore\r\n",
+        b"stats extstore x\r\n",
+        b"stats sizes\r\n",
+        b"stats bogus\r\n",
         b"stats detail off\r\n",
         b"get foo:1\r\n",
         b"stats detail dump\r\n",

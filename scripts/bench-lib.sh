@@ -19,6 +19,74 @@ install_packages() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
+# Servers started as root drop to nobody, as memcached requires a -u then.
+user_args=()
+[ "$(id -u)" -eq 0 ] && user_args=(-u nobody)
+
+# require_memcached [COMMAND:PACKAGE ...]: install memcached (at $MC_BIN)
+# and, for each COMMAND not on the PATH, its Debian PACKAGE.
+require_memcached() {
+    local need=() pair
+    [ -x "$MC_BIN" ] || need+=(memcached)
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+    done
+    install_packages "${need[@]}"
+    [ -x "$MC_BIN" ] || die "no memcached at $MC_BIN"
+}
+
+# require_memaslap_setup [COMMAND:PACKAGE ...]: what the memaslap
+# comparisons need (memcached, memaslap, taskset, two cores, and the
+# COMMANDs given); sets MEMASLAP.
+require_memaslap_setup() {
+    command -v memcaslap >/dev/null 2>&1 || command -v memaslap >/dev/null 2>&1 \
+        || set -- "$@" memcaslap:libmemcached-tools
+    require_memcached taskset:util-linux "$@"
+    MEMASLAP=$(command -v memcaslap || command -v memaslap)
+    [ "$(nproc --all)" -ge 2 ] || die "needs 2 cores (servers on core 0, memaslap on core 1)"
+    taskset -c 0,1 true 2>/dev/null || die "cannot pin to cores 0 and 1 (taskset -c 0,1)"
+}
+
+# release_build: unless RMC_BIN is set, build the release binaries and
+# point RMC_BIN at rmemcached.
+release_build() {
+    if [ -z "${RMC_BIN:-}" ]; then
+        command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+        log "cargo build --release"
+        cargo build --release --quiet
+        RMC_BIN=target/release/rmemcached
+    fi
+    [ -x "$RMC_BIN" ] || die "no rmemcached at $RMC_BIN"
+}
+
+# memaslap_config FILE KEY_SIZE VALUE_SIZE: fixed key and value sizes, 10%
+# sets (cmd 0), 90% gets (cmd 1).
+memaslap_config() {
+    printf 'key\n%d %d 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n' "$2" "$2" "$3" "$3" >"$1"
+}
+
+# start_server BIN PORT LOGFILE: starts it as the memaslap comparisons run
+# servers (-t 1, -m $MEM_MB, pinned to core 0) and waits until its TCP port
+# answers; its pid is then in $server_pid. Fails when it exits at start
+# (another process may have taken the port in the meantime).
+start_server() {
+    local bin=$1 port=$2 logf=$3
+    taskset -c 0 "$bin" -l 127.0.0.1 -p "$port" -U "$port" -m "$MEM_MB" -t 1 \
+        "${user_args[@]}" </dev/null >"$logf" 2>&1 &
+    server_pid=$!
+    pids+=("$server_pid")
+    for _ in $(seq 200); do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            wait "$server_pid" 2>/dev/null || true
+            log "    $(basename "$bin") exited at start: $(tr '\n' ' ' <"$logf")"
+            return 1
+        fi
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "$bin did not listen on port $port within 10 s"
+}
+
 # Kill and reap every server in `pids` (also at exit).
 pids=()
 stop_servers() {

@@ -124,24 +124,10 @@ started=$(date +%s)
 . "$(dirname "$0")/bench-lib.sh"
 
 # --- what the benchmark needs ---------------------------------------------
-need=()
-[ -x "$MC_BIN" ] || need+=(memcached)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-install_packages "${need[@]}"
-[ -x "$MC_BIN" ] || die "no memcached at $MC_BIN"
-
-if [ -z "${RMC_BIN:-}" ]; then
-    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
-    log "cargo build --release"
-    cargo build --release --quiet
-    RMC_BIN=target/release/rmemcached
-fi
+require_memcached python3:python3
+release_build
 RMC_LOAD=${RMC_LOAD:-$(dirname "$RMC_BIN")/rmc-load}
-[ -x "$RMC_BIN" ] || die "no rmemcached at $RMC_BIN"
 [ -x "$RMC_LOAD" ] || die "no rmc-load at $RMC_LOAD"
-
-user_args=()
-[ "$(id -u)" -eq 0 ] && user_args=(-u nobody)
 CLK_TCK=$(getconf CLK_TCK)
 
 rm -rf "$OUT/logs"

@@ -122,29 +122,9 @@ started=$(date +%s)
 . "$(dirname "$0")/bench-lib.sh"
 
 # --- what the benchmark needs ---------------------------------------------
-need=()
-[ -x "$MC_BIN" ] || need+=(memcached)
-command -v memcaslap >/dev/null 2>&1 || command -v memaslap >/dev/null 2>&1 \
-    || need+=(libmemcached-tools)
-command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-install_packages "${need[@]}"
-MEMASLAP=$(command -v memcaslap || command -v memaslap)
-[ -x "$MC_BIN" ] || die "no memcached at $MC_BIN"
+require_memaslap_setup gnuplot:gnuplot-nox python3:python3
+release_build
 
-[ "$(nproc --all)" -ge 2 ] || die "needs 2 cores (servers on core 0, memaslap on core 1)"
-taskset -c 0,1 true 2>/dev/null || die "cannot pin to cores 0 and 1 (taskset -c 0,1)"
-
-if [ -z "${RMC_BIN:-}" ]; then
-    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
-    cargo build --release --quiet
-    RMC_BIN=target/release/rmemcached
-fi
-[ -x "$RMC_BIN" ] || die "no rmemcached at $RMC_BIN"
-
-user_args=()
-[ "$(id -u)" -eq 0 ] && user_args=(-u nobody)
 CLK_TCK=$(getconf CLK_TCK)
 
 rm -rf "$OUT/logs"
@@ -157,27 +137,6 @@ RUNS=$OUT/runs.tsv
 printf 'transport\tvalue\tconc\tserver\tround\tstatus\tops\ttps\tcpu_us_per_op\tuser_us_per_op\tsys_us_per_op\trss_kb\tget_misses\tudp_timeout\tpacket_drop\tserver_udp_drops\tretries\tother_cpu_pct\n' >"$RUNS"
 
 # --- helpers ----------------------------------------------------------------
-
-# start_server BIN PORT LOGFILE: starts it pinned to core 0 and waits until
-# its TCP port answers; its pid is then in $server_pid. Fails when it exits
-# at start (another process may have taken the port in the meantime).
-start_server() {
-    local bin=$1 port=$2 logf=$3
-    taskset -c 0 "$bin" -l 127.0.0.1 -p "$port" -U "$port" -m "$MEM_MB" -t 1 \
-        "${user_args[@]}" </dev/null >"$logf" 2>&1 &
-    server_pid=$!
-    pids+=("$server_pid")
-    for _ in $(seq 200); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            wait "$server_pid" 2>/dev/null || true
-            log "    $(basename "$bin") exited at start: $(tr '\n' ' ' <"$logf")"
-            return 1
-        fi
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    die "$bin did not listen on port $port within 10 s"
-}
 
 # start_pair LOGBASE: both servers on fresh ports; sets rm_port, rm_pid,
 # mc_port, mc_pid.
@@ -196,12 +155,6 @@ start_pair() {
         pids=()
     done
     die "could not start both servers"
-}
-
-# memaslap config: fixed key and value sizes, 10% sets (cmd 0), 90% gets (cmd 1).
-write_config() {
-    printf 'key\n%d %d 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n' \
-        "$KEY_SIZE" "$KEY_SIZE" "$1" "$1" >"$OUT/memaslap-$1.cnf"
 }
 
 # A run memaslap's UDP sockets broke: its assertion, or killed as late.
@@ -291,7 +244,7 @@ measure() {
 # --- the runs -----------------------------------------------------------------
 log "rmemcached: $RMC_SHOWN; memcached: $MC_BIN; load: $MEMASLAP"
 log "$ROUNDS round(s) of ${SECS}s runs per server, warm-up ${WARMUP}s"
-for size in $SIZES; do write_config "$size"; done
+for size in $SIZES; do memaslap_config "$OUT/memaslap-$size.cnf" "$KEY_SIZE" "$size"; done
 for transport in $TRANSPORTS; do
     for size in $SIZES; do
         for conc in $CONCS; do

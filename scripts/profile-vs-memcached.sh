@@ -52,33 +52,21 @@ CONC=${PROFILE_CONC:-32}
 SECS=${PROFILE_SECS:-5}
 MC_BIN=${MC_BIN:-/usr/bin/memcached}
 OUT=target/bench
+MEM_MB=64
 # shellcheck source=scripts/bench-lib.sh
 . "$(dirname "$0")/bench-lib.sh"
 
-need=()
-[ -x "$MC_BIN" ] || need+=(memcached)
-command -v memcaslap >/dev/null 2>&1 || command -v memaslap >/dev/null 2>&1 \
-    || need+=(libmemcached-tools)
-command -v perf >/dev/null 2>&1 || need+=(linux-perf)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-install_packages "${need[@]}"
-MEMASLAP=$(command -v memcaslap || command -v memaslap)
-[ "$(nproc --all)" -ge 2 ] || die "needs 2 cores (servers on core 0, memaslap on core 1)"
+require_memaslap_setup perf:linux-perf
 if [ "$(id -u)" -ne 0 ] && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 1 ]; then
     die "perf cannot sample kernel stacks: run as root or set kernel.perf_event_paranoid=1"
 fi
-if [ -z "${RMC_BIN:-}" ]; then
-    cargo build --release --quiet
-    RMC_BIN=target/release/rmemcached
-fi
-user_args=()
-[ "$(id -u)" -eq 0 ] && user_args=(-u nobody)
+release_build
 CLK_TCK=$(getconf CLK_TCK)
 DIR=$OUT/profile
 rm -rf "$DIR"
 mkdir -p "$DIR"
 cp --remove-destination "$RMC_BIN" "$DIR/rmemcached"
-printf 'key\n32 32 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n' "$SIZE" "$SIZE" >"$DIR/memaslap.cnf"
+memaslap_config "$DIR/memaslap.cnf" 32 "$SIZE"
 
 # buckets PERF_DATA: the sample count of each bucket, as "NAME COUNT" lines.
 buckets() {
@@ -113,14 +101,8 @@ profile() {
     local name=$1 bin=$2 transport=$3 port pid udp=() u0 s0 u1 s1 ops cpu
     read -r port < <(free_ports 1)
     [ "$transport" = udp ] && udp=(--udp)
-    taskset -c 0 "$bin" -l 127.0.0.1 -p "$port" -U "$port" -m 64 -t 1 "${user_args[@]}" \
-        </dev/null >"$DIR/$name-$transport.server.log" 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.05
-    done
+    start_server "$bin" "$port" "$DIR/$name-$transport.server.log" || return 1
+    pid=$server_pid
     timeout 20 taskset -c 1 "$MEMASLAP" -s "127.0.0.1:$port" -F "$DIR/memaslap.cnf" -t 1s -T 1 \
         -c "$CONC" -o 0.9 "${udp[@]}" </dev/null >/dev/null 2>&1 || true
     read -r u0 s0 < <(cpu_ticks "$pid")

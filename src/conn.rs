@@ -144,9 +144,9 @@ pub struct Conn {
     /// The connection's protocol once known: `Some(true)` for binary
     /// (memcached's `c->protocol`, chosen by `-B` or by the first byte).
     binary: Option<bool>,
-    /// Passed `-Y` authentication, or none is asked for (memcached's
-    /// `c->authenticated`); known at the first command.
-    authenticated: Option<bool>,
+    /// Passed `-Y` authentication (memcached's `c->authenticated`; looked
+    /// at only under `-Y`, which UDP cannot be used with).
+    authenticated: bool,
     /// The last read was short: the socket held no more at that moment.
     drained: bool,
     /// The peer has shut down its side: a FIN may sit behind the bytes
@@ -221,7 +221,7 @@ impl Conn {
             drained: false,
             read_closed: false,
             binary: None,
-            authenticated: None,
+            authenticated: false,
             rpos: 0,
             rlen: 0,
             wbuf: Vec::new(),
@@ -616,10 +616,7 @@ impl Conn {
     /// memcached's `try_read_command_ascii` plus `process_command_ascii`.
     fn parse_cmd(&mut self, server: &Server) {
         use crate::settings::Protocol;
-        let authenticated = *self
-            .authenticated
-            .get_or_insert(server.auth.is_none() || self.is_udp());
-        if !authenticated {
+        if server.auth.is_some() && !self.authenticated {
             return self.parse_auth(server);
         }
         let first = self.unread().first().copied();
@@ -748,7 +745,7 @@ impl Conn {
                 if let Some(passed) = passed {
                     server.stats.auth_cmds.fetch_add(1, Ordering::Relaxed);
                     if passed {
-                        self.authenticated = Some(true);
+                        self.authenticated = true;
                     } else {
                         server.stats.auth_errors.fetch_add(1, Ordering::Relaxed);
                     }

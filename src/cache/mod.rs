@@ -18,16 +18,18 @@
 //! `evict.rs`).
 
 mod evict;
+mod flush;
 pub mod items;
 pub mod meta;
 pub mod shard;
 pub mod slabs;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
+use flush::{FlushPair, Horizon};
 use items::{mc_ntotal, Item, ItemView, NewItem};
 use shard::{ClassStats, Handle, Shard};
 use slabs::{ClassParams, Classes};
@@ -233,11 +235,10 @@ pub struct Cache {
     use_cas: bool,
     /// Last CAS unique handed out (memcached's global `cas_id`).
     cas_id: AtomicU64,
-    /// `flush_all` horizon: items last stored or bumped at or before this
-    /// relative time are dead once the clock reaches it (0 = none).
-    oldest_live: AtomicU32,
-    /// Items with a CAS below this are dead too (the flush's own second).
-    oldest_cas: AtomicU64,
+    /// `flush_all` horizon: items last stored or bumped at or before its
+    /// relative time, or with a CAS below its CAS, are dead once the clock
+    /// reaches that time. Written by `flush_all`, read by every lookup.
+    flush: Horizon,
     /// Where the next search of other shards starts.
     evict_cursor: AtomicUsize,
     /// The shard the background pass visits next.
@@ -271,8 +272,7 @@ impl Cache {
             evict_to_free: config.evict_to_free,
             use_cas: config.use_cas,
             cas_id: AtomicU64::new(0),
-            oldest_live: AtomicU32::new(0),
-            oldest_cas: AtomicU64::new(0),
+            flush: Horizon::default(),
             evict_cursor: AtomicUsize::new(0),
             crawl_cursor: AtomicUsize::new(0),
             stats: CacheStats::default(),
@@ -409,13 +409,14 @@ impl Cache {
     /// Whether a linked item is dead: expired, or hidden by `flush_all`
     /// (memcached's `item_is_flushed` plus the exptime check).
     fn is_dead(&self, v: ItemView<'_>, now: u32) -> Option<Death> {
-        let oldest_live = self.oldest_live.load(Ordering::Relaxed);
-        if oldest_live != 0 && oldest_live <= now {
-            let oldest_cas = self.oldest_cas.load(Ordering::Relaxed);
-            if v.time() <= oldest_live || (oldest_cas != 0 && v.cas() != 0 && v.cas() < oldest_cas)
-            {
-                return Some(Death::Flushed);
-            }
+        let FlushPair {
+            oldest_live,
+            oldest_cas,
+        } = self.flush.read();
+        let flushed =
+            v.time() <= oldest_live || (oldest_cas != 0 && v.cas() != 0 && v.cas() < oldest_cas);
+        if oldest_live != 0 && oldest_live <= now && flushed {
+            return Some(Death::Flushed);
         }
         let exptime = v.exptime();
         (exptime != 0 && exptime <= now).then_some(Death::Expired)
@@ -759,21 +760,39 @@ impl Cache {
     /// delay`) becomes invisible, as memcached's `settings.oldest_live`.
     /// `delay` is the client's exptime argument, already made relative.
     pub fn flush_all(&self, realtime_delay: u32) {
-        let now = self.clock.now();
-        let new_oldest = if realtime_delay > 0 {
-            realtime_delay
-        } else {
-            now
-        };
-        if self.use_cas {
-            let oldest = new_oldest.saturating_sub(1);
-            self.oldest_live.store(oldest, Ordering::Relaxed);
-            if oldest <= now {
-                self.oldest_cas.store(self.next_cas(), Ordering::Relaxed);
+        self.publish_flush(realtime_delay);
+    }
+
+    /// [`Cache::flush_all`], returning the pair it published. The clock
+    /// and the CAS are read under the horizon's writer lock, so of two
+    /// racing flushes the one that publishes last took the larger CAS.
+    fn publish_flush(&self, realtime_delay: u32) -> FlushPair {
+        self.flush.update(|current| {
+            let now = self.clock.now();
+            let new_oldest = if realtime_delay > 0 {
+                realtime_delay
+            } else {
+                now
+            };
+            if !self.use_cas {
+                return FlushPair {
+                    oldest_live: new_oldest,
+                    ..current
+                };
             }
-        } else {
-            self.oldest_live.store(new_oldest, Ordering::Relaxed);
-        }
+            let oldest_live = new_oldest.saturating_sub(1);
+            // A delayed flush keeps the CAS bound of the last one, as
+            // memcached's does.
+            let oldest_cas = if oldest_live <= now {
+                self.next_cas()
+            } else {
+                current.oldest_cas
+            };
+            FlushPair {
+                oldest_live,
+                oldest_cas,
+            }
+        })
     }
 
     /// Per-class figures, summed over shards, indexed by class id.

@@ -256,3 +256,82 @@ fn a_failed_set_leaves_no_old_value() {
     assert!(c.get(b"k0", None).is_none());
     audit(&c);
 }
+
+/// `flush_all` publishes its time and CAS as one pair: a reader racing
+/// many flushes only ever sees a pair some flush published, never sees the
+/// CAS go back, and once they have all returned the pair in force is the
+/// one with the largest CAS (the last flush to reply OK is the one that
+/// counts).
+#[test]
+fn racing_flushes_publish_whole_pairs_in_order() {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::atomic::AtomicBool;
+    const WRITERS: u32 = 2;
+    const FLUSHES: u32 = 50_000;
+    let c = Arc::new(cache(1 << 20, true));
+    let now = c.clock().now();
+    assert!(now >= 62, "delays below need a clock past 62");
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (c, done) = (c.clone(), done.clone());
+        std::thread::spawn(move || {
+            // Only new pairs are kept, so that the loop reads as fast as
+            // it can and meets writers mid-publish as often as it can.
+            let (mut seen, mut last) = (HashSet::new(), FlushPair::default());
+            while !done.load(Ordering::Relaxed) {
+                let pair = c.flush.read();
+                if pair != last {
+                    // Flushes publish in the order they took their CAS.
+                    assert!(pair.oldest_cas > last.oldest_cas, "{last:?} then {pair:?}");
+                    seen.insert(pair);
+                    last = pair;
+                }
+            }
+            seen
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                // Delays 2..=61 make oldest_live 1..=60, all in the past,
+                // so every flush takes a new CAS, and neighbouring flushes
+                // publish different times.
+                (0..FLUSHES)
+                    .map(|i| {
+                        let pair = c.publish_flush(2 + (i * WRITERS + w) % 60);
+                        let now = c.flush.read();
+                        assert!(
+                            now.oldest_cas >= pair.oldest_cas,
+                            "{pair:?} undone: {now:?}"
+                        );
+                        pair
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut published = HashMap::new();
+    for t in writers {
+        for pair in t.join().unwrap() {
+            assert!((1..=60).contains(&pair.oldest_live), "{pair:?}");
+            assert!(published
+                .insert(pair.oldest_cas, pair.oldest_live)
+                .is_none());
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let seen = reader.join().unwrap();
+    for pair in &seen {
+        assert_eq!(
+            published.get(&pair.oldest_cas),
+            Some(&pair.oldest_live),
+            "{pair:?} is no flush's pair"
+        );
+    }
+    let last = c.flush.read();
+    let max_cas = *published.keys().max().unwrap();
+    assert_eq!(max_cas, u64::from(WRITERS * FLUSHES));
+    assert_eq!(last.oldest_cas, max_cas, "an older flush's CAS won");
+    assert_eq!(last.oldest_live, published[&max_cas]);
+}

@@ -502,20 +502,29 @@ fn slabs(server: &Server, out: &mut Vec<u8>) {
     stat(out, "total_malloced", server.cache.total_malloced());
 }
 
+/// The most bytes a `stats cachedump` reply takes (memcached's `memlimit`
+/// in `item_cachedump`).
+pub const CACHEDUMP_MAX: usize = 2 * 1024 * 1024;
+
 /// `stats cachedump <class> <limit>` (memcached's `item_cachedump`):
-/// `ITEM <key> [<bytes> b; <exptime> s]` per item, exptime absolute or 0.
-pub fn cachedump(server: &Server, class: usize, limit: usize, out: &mut Vec<u8>) {
+/// `ITEM <key> [<bytes> b; <exptime> s]` per item, newest first, exptime
+/// absolute or 0, then `END`. The reply appended to `out` stays under a
+/// `cap` of 6 bytes or more ([`CACHEDUMP_MAX`] for a client): a line goes
+/// in only if it leaves room for `END\r\n` and memcached's terminating
+/// NUL, so the lines end where memcached's end.
+pub fn cachedump(server: &Server, class: usize, limit: usize, cap: usize, out: &mut Vec<u8>) {
     let started = server.cache.clock().process_started();
-    for (key, nbytes, exptime) in server.cache.dump(class, limit) {
-        let abs = if exptime == 0 {
-            0
-        } else {
-            started + i64::from(exptime)
+    let room = cap.saturating_sub(b"END\r\n\0".len());
+    let line = |v: crate::cache::items::ItemView<'_>, line: &mut Vec<u8>| {
+        let abs = match v.exptime() {
+            0 => 0,
+            rel => started + i64::from(rel),
         };
-        out.extend_from_slice(b"ITEM ");
-        out.extend_from_slice(&key);
-        let _ = write!(Line(out), " [{nbytes} b; {abs} s]\r\n");
-    }
+        line.extend_from_slice(b"ITEM ");
+        line.extend_from_slice(v.key());
+        let _ = write!(Line(line), " [{} b; {abs} s]\r\n", v.data().len());
+    };
+    server.cache.dump(class, limit, room, line, out);
     out.extend_from_slice(b"END\r\n");
 }
 

@@ -17,6 +17,7 @@
 //! memcached's `lru_pull_tail` does, and failing that frees a page (see
 //! `evict.rs`).
 
+mod dump;
 mod evict;
 mod flush;
 pub mod items;
@@ -842,26 +843,6 @@ impl Cache {
                 c.stats.reset();
             }
         }
-    }
-
-    /// `stats cachedump <class> <limit>`: key, value length and absolute
-    /// exptime (0 = never) of up to `limit` items of a class (0 = all),
-    /// most recently used first within each shard.
-    pub fn dump(&self, class: usize, limit: usize) -> Vec<(Vec<u8>, usize, u32)> {
-        let mut out = Vec::new();
-        for m in self.shards.iter() {
-            let sh = lock(m);
-            let mut cur = sh.head(class);
-            while let Some(h) = cur {
-                if limit != 0 && out.len() >= limit {
-                    return out;
-                }
-                let v = sh.view(h);
-                out.push((v.key().to_vec(), v.data().len(), v.exptime()));
-                cur = sh.next(h);
-            }
-        }
-        out
     }
 }
 

@@ -774,7 +774,7 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
                     (Some(id), Some(limit)) => {
                         let id = id as usize;
                         if id <= server.cache.classes().largest() {
-                            stats::cachedump(server, id, limit as usize, out);
+                            stats::cachedump(server, id, limit as usize, stats::CACHEDUMP_MAX, out);
                         } else {
                             out.extend_from_slice(b"END\r\n");
                         }

@@ -23,7 +23,7 @@ use crate::Server;
 /// Reply buffers a UDP connection keeps for reuse: two receive batches'
 /// worth, each of at most `SPARE_CAPACITY` bytes.
 const SPARE_BUFFERS: usize = 2 * crate::udp_batch::BATCH;
-const SPARE_CAPACITY: usize = 64 * 1024;
+const SPARE_CAPACITY: usize = 16 * 1024;
 
 /// Size of each read from a stream socket.
 const READ_SIZE: usize = 16 * 1024;
@@ -193,6 +193,9 @@ pub struct Conn {
     /// Holds a read-buffer chunk of the worker's `read_buf_mem_limit`
     /// pool (see `conn_mem`).
     holds_rbuf: bool,
+    /// Bytes of the value being read charged to the server's in-flight
+    /// pool (`mem_budget`).
+    inflight: usize,
     /// This connection's line in `stats conns`.
     entry: Option<std::sync::Arc<crate::conn_list::ConnEntry>>,
 }
@@ -238,6 +241,7 @@ impl Conn {
             udp_send: Default::default(),
             draining: false,
             holds_rbuf: false,
+            inflight: 0,
             entry: None,
         }
     }
@@ -279,10 +283,14 @@ impl Conn {
         }
     }
 
-    /// Give back what the connection holds of its worker's pool.
-    pub fn release_mem(&mut self) {
+    /// Give back what the connection holds of its worker's pool, and of
+    /// the server's reply and in-flight pools. `server` is the one the
+    /// connection was charged to.
+    pub fn release_mem(&mut self, server: &Server) {
         self.sess.release_resps();
         self.release_rbuf();
+        self.sess.settle(0);
+        server.inflight.give(std::mem::take(&mut self.inflight));
     }
 
     fn release_rbuf(&mut self) {
@@ -337,14 +345,16 @@ impl Conn {
     /// Whether `-o idle_timeout` may close this connection now: a stream
     /// connection waiting for its next command for longer than the timeout
     /// (memcached's `conn_timeout_thread`).
+    /// A connection stalled inside a value (`conn_nread`, `conn_swallow`)
+    /// counts as idle too, timed from its last byte: memcached leaves it
+    /// alone, but here a stalled value holds memory of the in-flight pool.
     pub fn is_idle(&self, now: u32, idle_timeout: u32) -> bool {
-        !self.is_udp()
-            && matches!(
-                self.state,
-                ConnState::Waiting | ConnState::Read | ConnState::NewCmd
-            )
-            && self.unread().is_empty()
-            && now.saturating_sub(self.last_cmd_time) > idle_timeout
+        let waiting = match self.state {
+            ConnState::Waiting | ConnState::Read | ConnState::NewCmd => self.unread().is_empty(),
+            ConnState::Nread | ConnState::Swallow => true,
+            _ => false,
+        };
+        !self.is_udp() && waiting && now.saturating_sub(self.last_cmd_time) > idle_timeout
     }
 
     fn is_udp(&self) -> bool {
@@ -412,7 +422,13 @@ impl Conn {
     fn stream_read(&mut self, server: &Server) -> io::Result<usize> {
         self.compact();
         let len = self.rlen;
-        if self.rbuf.len() < len + READ_SIZE {
+        if self.rbuf.is_empty() {
+            // Zeroed by the allocator (calloc), which leaves fresh memory
+            // untouched: an idle connection's buffer costs only the pages
+            // its reads fill.
+            self.rbuf = vec![0; READ_SIZE];
+            self.sync_read_buf(&server.gauges, false);
+        } else if self.rbuf.len() < len + READ_SIZE {
             self.rbuf.resize(len + READ_SIZE, 0);
             self.sync_read_buf(&server.gauges, false);
         }
@@ -439,12 +455,15 @@ impl Conn {
     fn shrink_buffers(&mut self) {
         const KEEP: usize = 16 * 1024;
         self.compact();
+        // New buffers rather than shrinking in place: a block cut down
+        // in place leaves a hole the next large one cannot use.
         if self.rbuf.len() > 4 * KEEP {
-            self.rbuf.truncate(KEEP.max(self.rlen));
-            self.rbuf.shrink_to_fit();
+            let mut fresh = vec![0; KEEP.max(self.rlen)];
+            fresh[..self.rlen].copy_from_slice(&self.rbuf[..self.rlen]);
+            self.rbuf = fresh;
         }
         if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * KEEP {
-            self.wbuf.shrink_to(KEEP);
+            self.wbuf = Vec::new();
         }
     }
 
@@ -472,7 +491,13 @@ impl Conn {
                     // what is queued, then yield.
                     nreqs -= 1;
                     if nreqs >= 0 {
-                        if let Some(g) = self.paused_get.take() {
+                        if self.wbuf.len() - self.wpos > crate::mem_budget::STREAM_FREE {
+                            // Replies wait for the socket: parse nothing
+                            // more until they are written, so that what a
+                            // client that does not read can make the
+                            // server hold is bounded, whatever it sends.
+                            self.set_state(ConnState::Mwrite);
+                        } else if let Some(g) = self.paused_get.take() {
                             self.resume_get(server, g);
                         } else if !self.unread().is_empty() {
                             self.set_state(ConnState::ParseCmd);
@@ -538,6 +563,7 @@ impl Conn {
                         let vlen = p.vlen;
                         let data = &self.rbuf[self.rpos..self.rpos + vlen];
                         text::complete_nread(server, &mut self.sess, p, data, &mut self.wbuf);
+                        server.inflight.give(std::mem::take(&mut self.inflight));
                         self.rpos += vlen;
                         self.set_state(ConnState::NewCmd);
                     } else if let Some(o) = self.read_more(server) {
@@ -558,6 +584,14 @@ impl Conn {
                     if self.wpos >= self.wbuf.len() {
                         self.wbuf.clear();
                         self.wpos = 0;
+                        self.sess.settle(0);
+                        // The pool covered the reply while it waited; the
+                        // buffer it grew would outlive the charge, so a
+                        // large one goes back now, not when the client
+                        // next falls silent.
+                        if self.wbuf.capacity() > 4 * crate::mem_budget::STREAM_FREE {
+                            self.wbuf = Vec::new();
+                        }
                         self.sess.held.clear();
                         self.sess.release_resps();
                         if self.close_after_write {
@@ -602,7 +636,12 @@ impl Conn {
                 self.set_state(ConnState::Closing);
                 None
             }
-            Ok(_) => None,
+            Ok(_) => {
+                // The idle timeout of a value in flight counts from its
+                // last byte.
+                self.last_cmd_time = server.cache.clock().now();
+                None
+            }
             Err(e) if would_block(&e) => Some(Outcome::Idle),
             Err(e) if interrupted(&e) => None,
             Err(e) => {
@@ -616,6 +655,9 @@ impl Conn {
     /// memcached's `try_read_command_ascii` plus `process_command_ascii`.
     fn parse_cmd(&mut self, server: &Server) {
         use crate::settings::Protocol;
+        if self.sess.pool.is_none() {
+            self.sess.pool = Some(server.reply_pool.clone());
+        }
         if server.auth.is_some() && !self.authenticated {
             return self.parse_auth(server);
         }
@@ -679,6 +721,9 @@ impl Conn {
         if self.wpos < self.wbuf.len() {
             self.set_state(ConnState::Mwrite);
         } else {
+            // A large value read earlier may have left a large buffer
+            // behind a partial line that will never end.
+            self.shrink_buffers();
             self.set_state(ConnState::Waiting);
         }
     }
@@ -807,6 +852,25 @@ impl Conn {
             Action::Continue | Action::GetMore(..) => self.set_state(ConnState::NewCmd),
             Action::Flush => self.set_state(ConnState::Mwrite),
             Action::Nread(p) => {
+                if p.vlen > crate::mem_budget::INFLIGHT_FREE {
+                    // Charged before the first byte is read: a value
+                    // that finds the pool spent is refused and swallowed.
+                    if !server.inflight.take(p.vlen) {
+                        let n = p.vlen;
+                        text::refuse_store(server, &mut self.sess, p, &mut self.wbuf);
+                        self.sbytes = n;
+                        self.set_state(ConnState::Swallow);
+                        return;
+                    }
+                    self.inflight = p.vlen;
+                    // Room for the whole value at once, rather than
+                    // growth by doubling as it arrives.
+                    self.compact();
+                    let want = self.rlen + p.vlen + READ_SIZE;
+                    if self.rbuf.capacity() < want {
+                        self.rbuf.reserve_exact(want - self.rbuf.len());
+                    }
+                }
                 self.pending = Some(p);
                 self.set_state(ConnState::Nread);
             }
@@ -839,6 +903,8 @@ impl Conn {
         // A batch shorter than asked for emptied the socket's queue: any
         // later datagram raises a new edge, so no read to see EAGAIN.
         let mut drained = false;
+        // Receive errors in a row.
+        let mut failures = 0;
         loop {
             match self.state {
                 ConnState::Mwrite => match self.flush_udp(server) {
@@ -872,6 +938,7 @@ impl Conn {
                     }
                     match self.read_batch(server) {
                         Ok((n, empty)) => {
+                            failures = 0;
                             nreqs = nreqs.saturating_sub(n.max(1));
                             drained = empty;
                             if !self.udp_out.is_empty() {
@@ -882,7 +949,17 @@ impl Conn {
                         }
                         Err(e) if would_block(&e) => return Outcome::Idle,
                         Err(e) if interrupted(&e) => {}
-                        Err(e) => log::warn!("UDP receive failed: {e}"),
+                        Err(e) => {
+                            // Try once more (a queued ICMP error is
+                            // reported once); an error that repeats ends
+                            // the event instead of spinning on it. The
+                            // next datagram raises a new edge.
+                            log::warn!("UDP receive failed: {e}");
+                            failures += 1;
+                            if failures > 1 {
+                                return Outcome::Idle;
+                            }
+                        }
                     }
                 }
             }
@@ -891,7 +968,7 @@ impl Conn {
 
     /// Handle the datagrams of the current batch not handled yet, or
     /// receive a new batch, queueing framed replies until the queue holds
-    /// `udp::MAX_QUEUED` bytes. Returns how many datagrams were handled and
+    /// a datagram's reply budget. Returns how many datagrams were handled and
     /// whether the socket's queue is known to be empty.
     fn read_batch(&mut self, server: &Server) -> io::Result<(usize, bool)> {
         let mut batch = std::mem::take(&mut self.udp_batch);
@@ -915,7 +992,7 @@ impl Conn {
             self.handle_datagram(server, data, peer);
             handled += 1;
             let queued: usize = self.udp_out.iter().map(|o| o.reply.capacity()).sum();
-            if queued >= udp::MAX_QUEUED {
+            if queued >= server.udp_reply_budget {
                 break;
             }
         }
@@ -963,7 +1040,7 @@ impl Conn {
             }
             udp::Request::Single(h, payload) => {
                 s.udp_requests.fetch_add(1, Ordering::Relaxed);
-                self.sess.restart(udp::MAX_REPLY);
+                self.sess.restart(server.udp_reply_budget);
                 if let Some(why) =
                     udp::process_datagram(server, &mut self.sess, payload, &mut reply)
                 {

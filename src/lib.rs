@@ -41,6 +41,7 @@
 //! | [`udp`] | the 8-byte frame, reply splitting | `try_read_udp`, `transmit_udp` |
 //! | [`udp_batch`] | `recvmmsg` / `sendmmsg` batches | (one call per datagram) |
 //! | [`udp_guard`] | allow-list and reply budget for UDP | (none) |
+//! | [`mem_budget`] | what one client can make the server hold | (item references) |
 //! | [`proto`] | pure protocol parsers and reply writers | `proto_text.c`, `proto_bin.c` |
 //! | [`cache`] | hash tables, slab pages, items, LRUs | `assoc.c`, `items.c`, `slabs.c` |
 //! | [`stats`] | counters, `stats` replies | `server_stats` |
@@ -60,6 +61,7 @@ pub mod conn_list;
 pub mod conn_mem;
 pub mod daemon;
 pub mod listen;
+pub mod mem_budget;
 pub mod proto;
 pub mod server;
 pub mod settings;

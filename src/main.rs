@@ -13,6 +13,7 @@ fn main() {
     logger.parse_default_env();
     logger.init();
 
+    daemon::fix_malloc_threshold();
     daemon::raise_nofile(&settings);
     daemon::drop_privileges(&settings);
     if settings.daemonize {

@@ -48,6 +48,13 @@ pub struct Server {
     pub thread_mem: Vec<Arc<crate::conn_mem::ThreadMem>>,
     /// The `-Y` file: stream connections must authenticate first.
     pub auth: Option<crate::auth::AuthFile>,
+    /// The reply budget of one UDP request datagram (`mem_budget`).
+    pub udp_reply_budget: usize,
+    /// Unsent stream replies past what each connection holds free
+    /// (`mem_budget`); every worker charges it.
+    pub reply_pool: Arc<crate::mem_budget::Pool>,
+    /// Values being read from stream connections (`mem_budget`).
+    pub inflight: crate::mem_budget::Pool,
 }
 
 /// Why the server stops. Every way drains: no new connections or requests
@@ -70,6 +77,7 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 impl Server {
     /// Build the shared state from settings.
     pub fn new(settings: Settings) -> Server {
+        use crate::mem_budget as budget;
         let clock = Arc::new(Clock::new());
         let cache = Cache::new(clock, &crate::cache::CacheConfig::from_settings(&settings));
         let prefix = PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled);
@@ -85,7 +93,6 @@ impl Server {
             conn_list: Default::default(),
             verbose: AtomicU8::new(settings.verbose),
             udp_budget: crate::udp_guard::ReplyBudget::new(settings.udp_reply_rate),
-            settings,
             cache,
             stats: Stats::default(),
             gauges: Gauges::default(),
@@ -93,6 +100,15 @@ impl Server {
             stop: AtomicU8::new(0),
             main_waker: OnceLock::new(),
             auth: None,
+            udp_reply_budget: budget::udp_reply_budget(settings.item_size_max),
+            reply_pool: Arc::new(budget::Pool::new(budget::reply_pool_limit(
+                settings.item_size_max,
+            ))),
+            inflight: budget::Pool::new(budget::inflight_pool_limit(
+                settings.maxbytes,
+                settings.item_size_max,
+            )),
+            settings,
         }
     }
 

@@ -277,7 +277,7 @@ impl Worker {
     fn close(&mut self, token: Token) {
         let mut conn = self.conns.remove(token.0);
         conn.sync_read_buf(&self.server.gauges, true);
-        conn.release_mem();
+        conn.release_mem(&self.server);
         self.server.conn_list.remove(conn.fd());
         if let Err(e) = self.poll.registry().deregister(conn.source()) {
             log::warn!("deregister connection {}: {e}", token.0);

@@ -20,18 +20,14 @@ pub const UDP_DATA_SIZE: usize = UDP_MAX_PAYLOAD_SIZE - UDP_HEADER_SIZE;
 /// Largest request datagram read (the largest a UDP socket can deliver).
 pub const UDP_READ_BUFFER_SIZE: usize = 65536;
 
-/// Largest reply one request datagram can get: 8 MiB, about 6,000
-/// datagrams. memcached's replies point into its items, so it sends what a
-/// multi-get asks for up to the frame's `u16` datagram count; replies here
-/// are copies, and a 700-byte datagram asking for one large value 170 times
-/// must not make the server hold 85 MB. A multi-get that would need more
-/// is answered with memcached's `SERVER_ERROR out of memory writing get
-/// response` instead of a message cut short.
-pub const MAX_REPLY: usize = 8 * 1024 * 1024;
-
-/// Reply bytes a UDP connection queues before it stops taking requests
-/// (even those of a batch already received) until the queue is sent.
-pub const MAX_QUEUED: usize = 16 * 1024 * 1024;
+// What one request datagram may make the server hold is its reply budget,
+// `mem_budget::udp_reply_budget`: one value of the largest size `-I`
+// allows, shared by every command of the datagram, whatever its protocol,
+// and checked before a value is copied (`Session::room`). A reply that
+// would pass it ends with memcached's out-of-memory reply and nothing more
+// of the datagram is run. A UDP connection takes no new datagram while a
+// budget's worth of replies waits to be sent, so one worker's UDP replies
+// hold at most two budgets (see docs/ARCHITECTURE.md, "Memory bounds").
 
 /// Reply to a request that spans more than one datagram.
 pub const MULTI_PACKET_ERROR: &[u8] = b"SERVER_ERROR multi-packet request not supported\r\n";
@@ -96,7 +92,7 @@ pub fn parse_request(datagram: &[u8]) -> Request<'_> {
 }
 
 /// Number of datagrams a reply of `len` bytes takes (at least one).
-/// Callers keep replies under `u16::MAX` datagrams (see [`MAX_REPLY`]).
+/// Callers keep replies under `u16::MAX` datagrams (the reply budget).
 pub fn datagram_count(len: usize) -> u16 {
     len.div_ceil(UDP_DATA_SIZE).clamp(1, usize::from(u16::MAX)) as u16
 }
@@ -193,7 +189,12 @@ pub fn process_datagram(
             end -= 1;
         }
         pos += nl + 1;
-        match text::process_command(server, sess, &buf[..end], reply) {
+        let action = text::process_command(server, sess, &buf[..end], reply);
+        if sess.reply_spent {
+            // The budget is spent: the reply ends with the error line.
+            break;
+        }
+        match action {
             Action::Continue => {}
             Action::Flush => sess.unsent = reply.len(),
             Action::GetMore(..) => {
@@ -246,6 +247,9 @@ fn process_binary(
             return;
         };
         pos += n;
+        if sess.reply_spent {
+            return;
+        }
         match action {
             Action::Nread(p) => {
                 let vlen = p.vlen;

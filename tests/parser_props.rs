@@ -6,6 +6,7 @@
 //! stores (key, flags, value), a get gives back byte for byte.
 use proptest::prelude::*;
 
+use rmemcached::mem_budget::ERROR_ROOM;
 use rmemcached::proto::binary::{self, Parsed};
 use rmemcached::proto::text::{self, Session};
 use rmemcached::settings::Settings;
@@ -16,6 +17,50 @@ fn server() -> Server {
         maxbytes: 8 << 20,
         ..Settings::default()
     })
+}
+
+/// A session as a UDP connection starts each datagram with.
+fn udp_session(server: &Server) -> Session {
+    let mut sess = Session::default();
+    sess.restart(server.udp_reply_budget);
+    sess
+}
+
+/// One command of a datagram that asks for a stored value, in any of the
+/// three protocols: `(protocol, verb, key index)`.
+fn value_command() -> impl Strategy<Value = (u8, u8, usize)> {
+    (0u8..3, 0u8..4, 0usize..6)
+}
+
+/// The bytes of a [`value_command`] for key `k<i>`.
+fn command_bytes((proto, verb, i): (u8, u8, usize)) -> Vec<u8> {
+    let key = format!("k{i}");
+    match proto {
+        0 => match verb {
+            0 => format!("get {key}\r\n"),
+            1 => format!("gets {key} {key}\r\n"),
+            2 => format!("gat 0 {key}\r\n"),
+            _ => "stats\r\n".to_string(),
+        }
+        .into_bytes(),
+        1 => match verb {
+            0 | 1 => format!("mg {key} v f\r\n"),
+            2 => format!("mg {key} v k c t s\r\n"),
+            _ => format!("mg {key} v q\r\n"),
+        }
+        .into_bytes(),
+        _ => {
+            // GET, GETK, GETQ, GETKQ.
+            let opcode = [0x00, 0x0c, 0x09, 0x0d][usize::from(verb)];
+            let mut b = vec![0x80, opcode];
+            b.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            b.extend_from_slice(&[0, 0, 0, 0]);
+            b.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            b.extend_from_slice(&[0; 12]);
+            b.extend_from_slice(key.as_bytes());
+            b
+        }
+    }
 }
 
 /// Bytes that look like protocol: pieces of real commands and flags mixed
@@ -98,10 +143,54 @@ proptest! {
     #[test]
     fn any_datagram_is_handled(payload in prop_oneof![protocolish(), binary_request(), prop::collection::vec(any::<u8>(), 0..300)]) {
         let server = server();
-        let mut sess = Session { get_budget: udp::MAX_REPLY, ..Session::default() };
+        let mut sess = udp_session(&server);
         let mut reply = Vec::new();
         udp::process_datagram(&server, &mut sess, &payload, &mut reply);
-        prop_assert!(reply.len() <= udp::MAX_REPLY + 64 * 1024);
+        prop_assert!(reply.len() <= server.udp_reply_budget + ERROR_ROOM);
+    }
+
+    /// However many values a datagram asks for, of whatever sizes and in
+    /// whichever protocol, its reply never passes the budget (with room
+    /// for the error line that ends it), and a reply cut short ends with
+    /// the protocol's out-of-memory reply.
+    #[test]
+    fn a_datagram_reply_never_passes_its_budget(
+        sizes in prop::collection::vec(0usize..40_000, 6),
+        budget in 2_000usize..120_000,
+        binary_first in any::<bool>(),
+        cmds in prop::collection::vec(value_command(), 1..40),
+    ) {
+        let mut server = server();
+        server.udp_reply_budget = budget;
+        for (i, n) in sizes.iter().enumerate() {
+            let v = vec![b'v'; *n];
+            server.cache.store(rmemcached::cache::StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &v, 0);
+        }
+        // One datagram speaks one protocol (the first byte picks it).
+        let binary = binary_first;
+        let payload: Vec<u8> = cmds
+            .into_iter()
+            .filter(|c| (c.0 == 2) == binary)
+            .flat_map(command_bytes)
+            .collect();
+        let mut sess = udp_session(&server);
+        let mut reply = Vec::new();
+        udp::process_datagram(&server, &mut sess, &payload, &mut reply);
+        prop_assert!(reply.len() <= budget + ERROR_ROOM, "{} > {budget}", reply.len());
+        if sess.reply_spent {
+            if binary {
+                // The last response is ENOMEM (status 0x82).
+                let last = &reply[reply.len() - 24 - 13..];
+                prop_assert_eq!(&last[6..8], &[0x00, 0x82]);
+            } else {
+                let s = String::from_utf8_lossy(&reply);
+                prop_assert!(
+                    s.ends_with("SERVER_ERROR out of memory writing get response\r\n")
+                        || s.ends_with("SERVER_ERROR out of memory writing stats\r\n"),
+                    "{}", &s[s.len().saturating_sub(80)..]
+                );
+            }
+        }
     }
 
     #[test]
@@ -137,7 +226,7 @@ proptest! {
         value in prop::collection::vec(any::<u8>(), 0..3000),
     ) {
         let server = server();
-        let mut sess = Session { get_budget: udp::MAX_REPLY, ..Session::default() };
+        let mut sess = udp_session(&server);
         let mut req = format!("set {key} {flags} 0 {}\r\n", value.len()).into_bytes();
         req.extend_from_slice(&value);
         req.extend_from_slice(format!("\r\nget {key}\r\n").as_bytes());
@@ -157,7 +246,7 @@ proptest! {
         value in prop::collection::vec(any::<u8>(), 0..3000),
     ) {
         let server = server();
-        let mut sess = Session { get_budget: udp::MAX_REPLY, ..Session::default() };
+        let mut sess = udp_session(&server);
         let packet = |opcode: u8, extras: &[u8], body: &[u8]| {
             let mut p = vec![0x80, opcode];
             p.extend_from_slice(&(key.len() as u16).to_be_bytes());

@@ -25,15 +25,19 @@ use rmemcached::{udp, Server};
 /// (`-A`; it only marks the server as stopping), and a small
 /// `-o read_buf_mem_limit`: 256 KiB over the default 4 threads is 4 chunks
 /// a worker, a read buffer and 39 replies, so that long pipelines run into
-/// the pool's limits.
+/// the pool's limits; and a UDP reply budget of 16 KiB.
 pub fn server(protocol: Protocol) -> Server {
-    Server::new(Settings {
+    let mut server = Server::new(Settings {
         maxbytes: 8 << 20,
         binding_protocol: protocol,
         shutdown_command: true,
         read_buf_mem_limit: 256 << 10,
         ..Settings::default()
-    })
+    });
+    // A datagram's reply budget small enough for a fuzzed datagram's own
+    // values to pass it.
+    server.udp_reply_budget = 16 * 1024;
+    server
 }
 
 /// Whether the connection may have been closed with a reply half written:
@@ -116,11 +120,14 @@ pub fn run_stream(server: &Server, input: &[u8], piece: usize) -> StreamRun {
 
 /// What the worker does when it frees a connection; the connection was
 /// the server's only one, so its read buffers must leave the gauges at 0,
-/// and it must give back all it took from the `read_buf_mem_limit` pool.
+/// and it must give back all it took from the `read_buf_mem_limit` pool
+/// and from the reply and in-flight pools.
 fn close_and_check_gauges(server: &Server, mut conn: Conn) {
     conn.sync_read_buf(&server.gauges, true);
-    conn.release_mem();
+    conn.release_mem(server);
     assert_eq!(server.thread_mem[0].held(), (0, 0), "pool left held");
+    assert_eq!(server.reply_pool.used(), 0, "reply pool left charged");
+    assert_eq!(server.inflight.used(), 0, "in-flight pool left charged");
     let g = &server.gauges;
     assert_eq!(
         g.read_buf_count.load(Ordering::Relaxed),
@@ -258,9 +265,12 @@ fn rig() -> &'static UdpRig {
 /// never drops one.
 const SEND_GROUP: usize = 40;
 
-/// The largest number of datagrams a reply may take: `udp::MAX_REPLY`
-/// plus the slack `tests/parser_props.rs` allows (one value past it).
-pub const MAX_REPLY_DATAGRAMS: usize = (udp::MAX_REPLY + 64 * 1024).div_ceil(udp::UDP_DATA_SIZE);
+/// The largest number of datagrams a reply may take: the datagram's
+/// reply budget plus the room kept for the error line that ends a reply
+/// cut short (`mem_budget`).
+pub fn max_reply_datagrams(server: &Server) -> usize {
+    (server.udp_reply_budget + rmemcached::mem_budget::ERROR_ROOM).div_ceil(udp::UDP_DATA_SIZE)
+}
 
 /// What a UDP run saw.
 #[derive(Debug, Default)]
@@ -272,7 +282,7 @@ pub struct UdpRun {
 /// Send `grams` to a new UDP connection of `server` from a loopback
 /// client, run the connection, and check every reply datagram's frame:
 /// 8 to 1400 bytes, a request id that was sent, `sequence < total`,
-/// `total` within [`MAX_REPLY_DATAGRAMS`], every datagram but a message's
+/// `total` within [`max_reply_datagrams`], every datagram but a message's
 /// last one full. Also checks that each datagram sent was counted once as
 /// a request, a short drop or a multi-packet refusal (unless a
 /// `stats reset` may have cleared the counters).
@@ -305,7 +315,7 @@ pub fn run_udp(server: &Server, grams: &[&[u8]]) -> UdpRun {
             );
             conn.readiness_event();
             let outcome = conn.drive_machine(server);
-            drain_udp(&rig.client, &ids, &mut run);
+            drain_udp(&rig.client, &ids, max_reply_datagrams(server), &mut run);
             match outcome {
                 Outcome::Close => panic!("a UDP connection closed"),
                 Outcome::Yield => {}
@@ -335,7 +345,7 @@ pub fn run_udp(server: &Server, grams: &[&[u8]]) -> UdpRun {
     run
 }
 
-fn drain_udp(client: &UdpSocket, ids: &[u16], run: &mut UdpRun) {
+fn drain_udp(client: &UdpSocket, ids: &[u16], max_datagrams: usize, run: &mut UdpRun) {
     let mut buf = vec![0u8; 2 * udp::UDP_MAX_PAYLOAD_SIZE];
     loop {
         let n = match client.recv_from(&mut buf) {
@@ -357,8 +367,8 @@ fn drain_udp(client: &UdpSocket, ids: &[u16], run: &mut UdpRun) {
         );
         assert!(h.total >= 1 && h.sequence < h.total, "frame {h:?}");
         assert!(
-            usize::from(h.total) <= MAX_REPLY_DATAGRAMS,
-            "a reply of {} datagrams passes the limit of {MAX_REPLY_DATAGRAMS}",
+            usize::from(h.total) <= max_datagrams,
+            "a reply of {} datagrams passes the limit of {max_datagrams}",
             h.total
         );
         assert_eq!(h.reserved, 0, "frame {h:?}");

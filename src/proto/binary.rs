@@ -311,14 +311,14 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             update(server, sess, req, cmd, mode, key, 0, 0, h.cas, vlen, out)
         }
         op::GET | op::GETK if extlen == 0 && vlen == 0 && keylen > 0 => {
-            if get_or_touch(server, req, cmd, key, None, out) {
+            if get_or_touch(server, sess, req, cmd, key, None, out) {
                 sess.held.hold(key);
             }
             Action::Continue
         }
         op::TOUCH | op::GAT | op::GATK if extlen == 4 && keylen != 0 => {
             let exp = exptime(server, ext32(ext, 0));
-            if get_or_touch(server, req, cmd, key, Some(exp), out) {
+            if get_or_touch(server, sess, req, cmd, key, Some(exp), out) {
                 sess.held.hold(key);
             }
             Action::Continue
@@ -342,7 +342,16 @@ pub fn process(server: &Server, sess: &mut Session, buf: &[u8], out: &mut Vec<u8
             Action::Continue
         }
         op::STAT if extlen == 0 => {
+            // A statistics reply is bounded by the server's own state (a
+            // few kB, `stats detail dump` aside); it is built, then
+            // checked against a UDP datagram's budget.
+            let mark = out.len();
             stat(server, req, key, out);
+            if out.len() > sess.reply_limit {
+                out.truncate(mark);
+                error(out, req, Status::Enomem);
+                sess.reply_spent = true;
+            }
             Action::Continue
         }
         op::QUIT if keylen == 0 && extlen == 0 && bodylen == 0 => {
@@ -456,9 +465,16 @@ pub fn complete_store(
     error(out, req, status);
 }
 
+/// A store refused for want of memory after its header was parsed
+/// (`text::refuse_store`): memcached's `write_bin_error` with `ENOMEM`.
+pub fn refuse_store(req: BinReq, out: &mut Vec<u8>) {
+    error(out, req, Status::Enomem);
+}
+
 /// `process_bin_get_or_touch`. Returns whether it was a hit.
 fn get_or_touch(
     server: &Server,
+    sess: &mut Session,
     req: BinReq,
     cmd: u8,
     key: &[u8],
@@ -471,6 +487,10 @@ fn get_or_touch(
         let data = it.data();
         let keylen = if with_key { key.len() } else { 0 };
         let vlen = if with_value { data.len() } else { 0 };
+        // The budget is checked before the value is copied.
+        if !sess.room(out.len(), HEADER_LEN + 4 + keylen + vlen) {
+            return false;
+        }
         header(out, req, Status::Ok, 4, keylen, 4 + keylen + vlen, it.cas());
         out.extend_from_slice(&it.flags().to_be_bytes());
         if with_key {
@@ -479,7 +499,15 @@ fn get_or_touch(
         if with_value {
             out.extend_from_slice(data);
         }
+        true
     });
+    if hit == Some(false) {
+        // No memory for the reply: memcached's binary out-of-memory
+        // error, and over UDP the datagram ends here.
+        error(out, req, Status::Enomem);
+        sess.reply_spent = true;
+        return false;
+    }
     server.prefix.record_get(key, hit.is_some());
     let s = &server.stats;
     let (count, hits, misses) = if touch.is_some() {

@@ -94,7 +94,8 @@ pub fn serve_keys(
     keys: &[u8],
     out: &mut Vec<u8>,
 ) -> Progress {
-    let limit = out.len().saturating_add(sess.get_budget);
+    let mark = out.len();
+    let limit = mark.saturating_add(sess.get_budget);
     let s = &server.stats;
     let mut pos = 0;
     let mut later = false;
@@ -138,9 +139,27 @@ pub fn serve_keys(
             out_string(sess, out, b"CLIENT_ERROR bad command line format");
             return Progress::Failed;
         }
-        let hit = server
-            .cache
-            .get_with(key, cmd.touch, |it| write_value(out, it, cmd.cas));
+        let hit = server.cache.get_with(key, cmd.touch, |it| {
+            // The budget is checked before the value is copied.
+            if !sess.room(out.len(), value_reply_len(it)) {
+                return false;
+            }
+            write_value(out, it, cmd.cas);
+            true
+        });
+        if hit == Some(false) {
+            // No memory for this reply: the command's replies so far are
+            // dropped, as memcached drops them when it runs out of
+            // response objects, and over UDP the datagram ends here.
+            out.truncate(mark);
+            out_string(
+                sess,
+                out,
+                b"SERVER_ERROR out of memory writing get response",
+            );
+            sess.reply_spent = true;
+            return Progress::Failed;
+        }
         server.prefix.record_get(key, hit.is_some());
         let (count, hits, misses) = if cmd.touch.is_some() {
             (&s.cmd_touch, &s.touch_hits, &s.touch_misses)
@@ -149,12 +168,18 @@ pub fn serve_keys(
         };
         count.fetch_add(1, Ordering::Relaxed);
         match hit {
-            Some(()) => hits.fetch_add(1, Ordering::Relaxed),
+            Some(_) => hits.fetch_add(1, Ordering::Relaxed),
             None => misses.fetch_add(1, Ordering::Relaxed),
         };
     }
     out.extend_from_slice(b"END\r\n");
     Progress::Done
+}
+
+/// The most bytes [`write_value`] writes for `it`: the value, the key and
+/// room for the numbers of the `VALUE` line.
+pub fn value_reply_len(it: ItemView<'_>) -> usize {
+    it.key().len() + it.data().len() + 64
 }
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.

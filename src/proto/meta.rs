@@ -166,6 +166,14 @@ pub fn decode_key(key: &[u8]) -> Option<Vec<u8>> {
     LENIENT.decode(&valid[..end]).ok().filter(|k| !k.is_empty())
 }
 
+/// The reply to an `mg` whose value finds no memory (the budget of a UDP
+/// datagram, or the reply pool): the text protocol's line for a get.
+const NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory writing get response";
+
+/// The longest `mg` reply line: every return flag (at most 22 tokens of a
+/// number each), a 32-byte opaque and a base64 key.
+const META_LINE_MAX: usize = 22 * 24 + 32 + 350 + 8;
+
 /// memcached's `out_errstring`: an error is sent even in quiet mode.
 fn error(out: &mut Vec<u8>, msg: &[u8]) {
     out.extend_from_slice(msg);
@@ -274,6 +282,11 @@ fn mget(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) 
         .meta_get(&key, &opts, |hit| -> Result<(), &'static [u8]> {
             let it = hit.item;
             let data = it.data();
+            // The budget is checked before the value is copied.
+            let value_len = if f.value { data.len() + 2 } else { 0 };
+            if !sess.room(out.len(), value_len + META_LINE_MAX) {
+                return Err(NO_MEMORY);
+            }
             if f.value {
                 let _ = write!(out, "VA {}", data.len());
             } else {
@@ -344,6 +357,10 @@ fn mget(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) 
             hits.fetch_add(1, Ordering::Relaxed);
             out.truncate(mark);
             error(out, e);
+            if e == NO_MEMORY {
+                // Over UDP the datagram ends here.
+                sess.reply_spent = true;
+            }
         }
         None => {
             misses.fetch_add(1, Ordering::Relaxed);

@@ -76,8 +76,9 @@ pub enum Action {
 }
 
 /// Reply bytes a retrieval may queue on a stream connection before it
-/// pauses to write them out.
-pub const STREAM_GET_BUDGET: usize = 1024 * 1024;
+/// pauses to write them out: what a connection holds without charge (see
+/// `mem_budget`).
+pub const STREAM_GET_BUDGET: usize = crate::mem_budget::STREAM_FREE;
 
 /// Per-connection protocol state that outlives one command.
 #[derive(Debug)]
@@ -104,6 +105,19 @@ pub struct Session {
     pub resps: usize,
     /// A buffer for the key of the next store (see [`Session::key_copy`]).
     pub key_buf: Vec<u8>,
+    /// The most bytes the output may hold: a UDP datagram's reply budget;
+    /// unlimited on a stream, whose replies are charged to `pool` instead.
+    /// Checked by [`Session::room`] before a value is copied.
+    pub reply_limit: usize,
+    /// A reply was refused for want of memory: the rest of the UDP
+    /// datagram is not run.
+    pub reply_spent: bool,
+    /// The server's reply pool (stream connections): output bytes past
+    /// `mem_budget::STREAM_FREE` are charged to it before they are copied,
+    /// until the output is all written.
+    pub pool: Option<std::sync::Arc<crate::mem_budget::Pool>>,
+    /// Bytes this connection has charged to `pool`.
+    pub charged: usize,
 }
 
 /// Keys a session tracks as held before it takes every key as held.
@@ -142,12 +156,49 @@ impl Session {
         k
     }
 
-    /// Start over for the next UDP datagram, keeping the buffers.
-    pub fn restart(&mut self, get_budget: usize) {
+    /// Whether `n` more reply bytes may be added to an output of `len`
+    /// bytes: within the reply limit, and charged to the pool if past what
+    /// the connection holds without charge. Called before a value is
+    /// copied, so that a refused reply costs nothing.
+    pub fn room(&mut self, len: usize, n: usize) -> bool {
+        let end = len.saturating_add(n);
+        if end > self.reply_limit {
+            return false;
+        }
+        if let Some(pool) = &self.pool {
+            // The whole output buffer is held until it is all written,
+            // its sent part included.
+            let need = end.saturating_sub(crate::mem_budget::STREAM_FREE);
+            if need > self.charged {
+                if !pool.take(need - self.charged) {
+                    return false;
+                }
+                self.charged = need;
+            }
+        }
+        true
+    }
+
+    /// The output buffer holds `held` bytes (0 once all is written): give
+    /// back what the pool no longer needs to cover.
+    pub fn settle(&mut self, held: usize) {
+        let need = held.saturating_sub(crate::mem_budget::STREAM_FREE);
+        if need < self.charged {
+            if let Some(pool) = &self.pool {
+                pool.give(self.charged - need);
+            }
+            self.charged = need;
+        }
+    }
+
+    /// Start over for the next UDP datagram, keeping the buffers: every
+    /// reply of the datagram shares `budget`.
+    pub fn restart(&mut self, budget: usize) {
         let mut held = std::mem::take(&mut self.held);
         held.clear();
         *self = Session {
-            get_budget,
+            get_budget: usize::MAX,
+            reply_limit: budget,
             held,
             key_buf: std::mem::take(&mut self.key_buf),
             ..Session::default()
@@ -208,6 +259,10 @@ impl Default for Session {
             mem: None,
             resps: 0,
             key_buf: Vec::new(),
+            reply_limit: usize::MAX,
+            reply_spent: false,
+            pool: None,
+            charged: 0,
         }
     }
 }
@@ -384,7 +439,18 @@ pub fn process_command(
                 process_touch(server, sess, &t, out);
             }
         }
-        b"stats" => process_stat(server, sess, &t, out),
+        b"stats" => {
+            // A statistics reply is bounded by the server's own state (a
+            // few kB; `stats cachedump` is capped below); it is built,
+            // then checked against a UDP datagram's budget.
+            let mark = out.len();
+            process_stat(server, sess, &t, out);
+            if out.len() > sess.reply_limit {
+                out.truncate(mark);
+                out_string(sess, out, b"SERVER_ERROR out of memory writing stats");
+                sess.reply_spent = true;
+            }
+        }
         b"slabs" => super::admin::process_slabs(server, sess, &t, out),
         b"cache_memlimit" => {
             if want(n == 3 || n == 4, sess, out) {
@@ -525,6 +591,27 @@ fn store_value(
         StoreResult::NoMemory => b"SERVER_ERROR out of memory storing object",
     };
     out_string(sess, out, reply);
+}
+
+/// A store whose value found the in-flight pool spent before its first
+/// byte was read (`mem_budget`): the reply memcached gives when it cannot
+/// allocate the item, in the request's protocol, and a set removes the
+/// old value, as there. The value is then swallowed.
+pub fn refuse_store(server: &Server, sess: &mut Session, p: PendingStore, out: &mut Vec<u8>) {
+    server.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
+    if p.mode == StoreMode::Set || p.meta.is_some() {
+        server.cache.delete(&p.key);
+    }
+    if let Some(req) = p.bin {
+        super::binary::refuse_store(req, out);
+    } else if p.meta.is_some() {
+        // An error is sent even in quiet mode.
+        out.extend_from_slice(Refusal::NoMemory.text());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out_string(sess, out, Refusal::NoMemory.text());
+    }
+    sess.key_buf = p.key;
 }
 
 /// Why a store is refused before its value is read (memcached's
@@ -774,7 +861,11 @@ fn process_stat(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut V
                     (Some(id), Some(limit)) => {
                         let id = id as usize;
                         if id <= server.cache.classes().largest() {
-                            stats::cachedump(server, id, limit as usize, stats::CACHEDUMP_MAX, out);
+                            // Over UDP, cut to what the datagram's budget
+                            // has left.
+                            let room = sess.reply_limit.saturating_sub(out.len());
+                            let cap = stats::CACHEDUMP_MAX.min(room);
+                            stats::cachedump(server, id, limit as usize, cap, out);
                         } else {
                             out.extend_from_slice(b"END\r\n");
                         }

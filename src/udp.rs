@@ -338,6 +338,76 @@ mod tests {
             .all(|d| Header::parse(d).total == 2 && d.len() == 1400));
     }
 
+    /// A server holding `small` ("hi") and `big` (1,000 bytes), whose
+    /// datagrams may build `budget` bytes of reply.
+    fn budget_server(budget: usize) -> crate::Server {
+        let mut server = crate::Server::new(crate::settings::Settings::default());
+        server.udp_reply_budget = budget;
+        let set = crate::cache::StoreMode::Set;
+        server.cache.store(set, b"small", 0, 0, b"hi", 0);
+        server.cache.store(set, b"big", 0, 0, &[b'b'; 1000], 0);
+        server
+    }
+
+    fn run(server: &crate::Server, payload: &[u8]) -> Vec<u8> {
+        let mut sess = crate::proto::text::Session::default();
+        sess.restart(server.udp_reply_budget);
+        let mut reply = Vec::new();
+        process_datagram(server, &mut sess, payload, &mut reply);
+        reply
+    }
+
+    /// Every command of a datagram shares one budget: the get that would
+    /// pass it gives up its values for the error line, and the rest of
+    /// the datagram is not run; earlier commands keep their replies.
+    #[test]
+    fn a_spent_budget_ends_a_text_datagram() {
+        let server = budget_server(2500);
+        let reply = run(&server, b"get small\r\nget big big big\r\nget small\r\n");
+        assert_eq!(
+            reply,
+            b"VALUE small 0 2\r\nhi\r\nEND\r\nSERVER_ERROR out of memory writing get response\r\n"
+        );
+        // The same gets, spread over commands, share the one budget too.
+        let reply = run(&server, b"get big\r\nget big\r\nget big\r\nget small\r\n");
+        assert!(reply.ends_with(b"END\r\nSERVER_ERROR out of memory writing get response\r\n"));
+        assert_eq!(reply.len(), 2 * (18 + 1002 + 5) + 49);
+    }
+
+    #[test]
+    fn a_spent_budget_ends_a_meta_datagram() {
+        let server = budget_server(2500);
+        let reply = run(&server, b"mg big v\r\nmg big v\r\nmn\r\n");
+        let mut want = b"VA 1000\r\n".to_vec();
+        want.extend_from_slice(&[b'b'; 1000]);
+        want.extend_from_slice(b"\r\nSERVER_ERROR out of memory writing get response\r\n");
+        assert_eq!(reply, want);
+    }
+
+    #[test]
+    fn a_spent_budget_ends_a_binary_datagram() {
+        let server = budget_server(1500);
+        let get = |opaque: u8| {
+            let mut b = vec![0x80, 0x00, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, opaque];
+            b.extend_from_slice(&[0; 8]);
+            b.extend_from_slice(b"big");
+            b
+        };
+        let mut payload = [get(1), get(2)].concat();
+        // NOOP: never answered, the budget being spent before it.
+        payload.extend_from_slice(&[0x80, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        payload.extend_from_slice(&[0; 8]);
+        let reply = run(&server, &payload);
+        assert_eq!(reply.len(), (24 + 4 + 1000) + (24 + 13));
+        let (first, second) = reply.split_at(1028);
+        assert_eq!(
+            (first[0], first[1], first[7], first[15]),
+            (0x81, 0x00, 0x00, 1)
+        );
+        assert_eq!((second[6], second[7], second[15]), (0x00, 0x82, 2));
+        assert_eq!(&second[24..], b"Out of memory");
+    }
+
     #[test]
     fn oversized_reply_becomes_an_error_not_a_cut_message() {
         let o = Outgoing::new(

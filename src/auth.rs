@@ -15,6 +15,8 @@
 use std::path::Path;
 use std::sync::RwLock;
 
+use crate::sync;
+
 /// Entries read from a file at most (memcached reads no more, silently).
 pub const MAX_ENTRIES: usize = 8;
 /// Longest line memcached reads in one piece (its `fgets` buffer less the
@@ -110,16 +112,13 @@ impl AuthFile {
     /// Read the file again (SIGHUP). On failure the entries in force stay.
     pub fn reload(&self) -> Result<(), LoadError> {
         let fresh = read(&self.path)?;
-        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        *sync::write(&self.entries) = fresh;
         Ok(())
     }
 
     /// Whether `user` and `pass` may in.
     pub fn check(&self, user: &[u8], pass: &[u8]) -> bool {
-        self.entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(user, pass)
+        sync::read(&self.entries).check(user, pass)
     }
 
     /// The file's path (`stats settings`).

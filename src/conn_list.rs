@@ -101,7 +101,7 @@ impl ConnList {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<RawFd, Arc<ConnEntry>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.entries)
     }
 
     /// The `stats conns` lines (without `END`), at relative time `now`.

@@ -47,6 +47,7 @@
 //! | [`stats`] | counters, `stats` replies | `server_stats` |
 //! | [`stats_prefix`] | `stats detail` per-prefix counters | `stats_prefix.c` |
 //! | [`clock`] | relative time, exptime rules | `current_time`, `realtime` |
+//! | [`sync`] | locks, and what a poisoned one means | `pthread_mutex_lock` |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
 //! the workers (and large items in the cache's shards), while memcached's
@@ -67,6 +68,7 @@ pub mod server;
 pub mod settings;
 pub mod stats;
 pub mod stats_prefix;
+pub mod sync;
 pub mod thread;
 pub mod udp;
 pub mod udp_batch;

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use crate::sync::lock;
+
 /// Counts for one prefix.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
@@ -65,7 +67,7 @@ impl PrefixStats {
         let Some(len) = end.filter(|&i| key[i] == self.delimiter) else {
             return;
         };
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = lock(&self.table);
         f(table.entry(key[..len].to_vec()).or_default());
     }
 
@@ -89,13 +91,13 @@ impl PrefixStats {
 
     /// `stats reset`: forget every prefix.
     pub fn clear(&self) {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.table).clear();
     }
 
     /// `stats detail dump`: one `PREFIX` line per prefix, then `END`.
     pub fn dump(&self, out: &mut Vec<u8>) {
         use std::io::Write as _;
-        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let table = lock(&self.table);
         for (prefix, c) in table.iter() {
             out.extend_from_slice(b"PREFIX ");
             out.extend_from_slice(prefix);

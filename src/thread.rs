@@ -179,8 +179,11 @@ impl Worker {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("poll: {e}");
-                return;
+                // A worker that stops polling leaves every connection dealt
+                // to it hanging; the process goes instead (the worker death
+                // policy in docs/ARCHITECTURE.md, "Operations").
+                log::error!("worker poll failed, aborting: {e}");
+                std::process::abort();
             }
             // Connections parked in the last round go first, so they are
             // not starved by new events.

@@ -19,6 +19,8 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
+use crate::sync::lock;
+
 /// Which sources get UDP replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UdpAllow {
@@ -189,7 +191,7 @@ impl ReplyBudget {
             return true;
         }
         let rate = self.rate as f64;
-        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = lock(&self.table);
         let i = match t.index.get(&ip) {
             Some(&i) => i,
             None => {
@@ -218,11 +220,7 @@ impl ReplyBudget {
 
     /// Sources tracked now.
     pub fn sources(&self) -> usize {
-        self.table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .buckets
-            .len()
+        lock(&self.table).buckets.len()
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 use super::items::ItemView;
 use super::shard::{Handle, Shard};
-use super::{lock, Cache, SHARDS};
+use super::{lock, try_lock, Cache, SHARDS};
 
 /// When an item was last used, for comparing LRU tails: the time of its
 /// last bump, then its CAS (the order of stores within a second).
@@ -192,7 +192,7 @@ impl Cache {
     /// since one of them gives back as much as the new item needs.
     fn reclaim_large_elsewhere(&self, class: usize, now: u32) {
         for m in self.shards.iter() {
-            if let Ok(mut s) = m.try_lock() {
+            if let Some(mut s) = try_lock(m) {
                 self.reclaim_tail(&mut s, class, None, now);
             }
         }
@@ -218,9 +218,9 @@ impl Cache {
     /// free, that has something to give.
     pub(super) fn reclaim_elsewhere(&self, now: u32) -> bool {
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
-        (0..SHARDS).any(|i| match self.shards[(start + i) % SHARDS].try_lock() {
-            Ok(mut s) => self.reclaim_tails(&mut s, None, now),
-            Err(_) => false,
+        (0..SHARDS).any(|i| match try_lock(&self.shards[(start + i) % SHARDS]) {
+            Some(mut s) => self.reclaim_tails(&mut s, None, now),
+            None => false,
         })
     }
 
@@ -275,7 +275,7 @@ impl Cache {
             .tail_except(sh, class, keep)
             .map(|h| (age(sh, h), None));
         for (i, m) in self.shards.iter().enumerate() {
-            let Ok(s) = m.try_lock() else { continue };
+            let Some(s) = try_lock(m) else { continue };
             if let Some(t) = s.tail(class) {
                 let a = age(&s, t);
                 if best.is_none_or(|(b, _)| a < b) {
@@ -288,7 +288,7 @@ impl Cache {
 
     /// Evict the tail of a class in shard `i`, if its lock is free.
     fn evict_tail_of(&self, i: usize, class: usize, now: u32) -> bool {
-        let Ok(mut s) = self.shards[i].try_lock() else {
+        let Some(mut s) = try_lock(&self.shards[i]) else {
             return false;
         };
         match s.tail(class) {
@@ -362,8 +362,8 @@ impl Cache {
     /// [`Cache::free_bytes`] in the first other shard whose lock is free.
     pub(super) fn free_bytes_elsewhere(&self, now: u32) -> bool {
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
-        (0..SHARDS).any(|i| match self.shards[(start + i) % SHARDS].try_lock() {
-            Ok(mut s) => match s.empty_page() {
+        (0..SHARDS).any(|i| match try_lock(&self.shards[(start + i) % SHARDS]) {
+            Some(mut s) => match s.empty_page() {
                 Some(p) => {
                     self.give(s.release_page(p));
                     true
@@ -374,7 +374,7 @@ impl Cache {
                 }
                 None => self.free_bytes(&mut s, None, now),
             },
-            Err(_) => false,
+            None => false,
         })
     }
 

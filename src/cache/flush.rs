@@ -12,6 +12,8 @@
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::sync::lock;
+
 /// What `flush_all` published: items last bumped at or before `oldest_live`
 /// (a relative time, 0 = no flush), or with a CAS below `oldest_cas`
 /// (0 = none), are dead once the clock reaches `oldest_live`.
@@ -66,9 +68,8 @@ impl Horizon {
     /// other writer shut out from reading the current pair until this one
     /// is published. Returns what was published.
     pub fn update(&self, next: impl FnOnce(FlushPair) -> FlushPair) -> FlushPair {
-        // With `panic = "abort"` no writer can die holding this lock, so a
-        // poisoned lock is never seen outside the unwinding test harness.
-        let _writer = self.writer.lock().expect("flush lock poisoned");
+        // A poisoned writer lock panics (see `crate::sync`).
+        let _writer = lock(&self.writer);
         // Only writers store `seq` and the pair, and we hold the writer
         // lock, so these Relaxed loads see the last published values.
         let current = FlushPair {

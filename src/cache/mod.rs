@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
+use crate::sync::{lock, try_lock};
 use flush::{FlushPair, Horizon};
 use items::{mc_ntotal, Item, ItemView, NewItem};
 use shard::{ClassStats, Handle, Shard};
@@ -244,6 +245,11 @@ pub struct Cache {
     evict_cursor: AtomicUsize,
     /// The shard the background pass visits next.
     crawl_cursor: AtomicUsize,
+    /// Debug builds only: a key whose `get` makes the worker serving it
+    /// panic (`RMEMCACHED_DEBUG_PANIC_KEY`, read once here at start-up),
+    /// so that a test can watch the worker death policy at work.
+    #[cfg(debug_assertions)]
+    panic_key: Option<Box<[u8]>>,
     /// Counters.
     pub stats: CacheStats,
 }
@@ -276,6 +282,9 @@ impl Cache {
             flush: Horizon::default(),
             evict_cursor: AtomicUsize::new(0),
             crawl_cursor: AtomicUsize::new(0),
+            #[cfg(debug_assertions)]
+            panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
+                .map(|k| k.into_encoded_bytes().into_boxed_slice()),
             stats: CacheStats::default(),
         }
     }
@@ -342,7 +351,7 @@ impl Cache {
         let large = self.classes.is_large_item(class, size);
         let now = self.clock.now();
         for m in self.shards.iter() {
-            let Ok(mut sh) = m.try_lock() else { continue };
+            let Some(mut sh) = try_lock(m) else { continue };
             if !large && !sh.classes[class].free_is_empty(chunk) {
                 return true;
             }
@@ -482,6 +491,11 @@ impl Cache {
     ) -> Option<R> {
         let now = self.clock.now();
         let (hash, mut sh) = self.locate(key);
+        #[cfg(debug_assertions)]
+        if self.panic_key.as_deref() == Some(key) {
+            // With the shard locked: the worst place a worker can die.
+            panic!("RMEMCACHED_DEBUG_PANIC_KEY: get {}", key.escape_ascii());
+        }
         let h = match self.lookup(&mut sh, hash, key, now) {
             Ok(h) => h,
             Err(death) => {
@@ -844,10 +858,6 @@ impl Cache {
             }
         }
     }
-}
-
-fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// memcached's `safe_strtoull` applied to a stored value: optional leading

@@ -335,3 +335,20 @@ fn racing_flushes_publish_whole_pairs_in_order() {
     assert_eq!(last.oldest_cas, max_cas, "an older flush's CAS won");
     assert_eq!(last.oldest_live, published[&max_cas]);
 }
+
+/// A worker that dies holding a shard's lock leaves the shard poisoned;
+/// the next user refuses it rather than trust a half-updated shard. (The
+/// binary aborts on the first panic; only tests can get this far.)
+#[cfg(debug_assertions)]
+#[test]
+fn a_shard_whose_holder_died_is_not_used_again() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let mut c = cache(1 << 20, true);
+    c.panic_key = Some(b"boom".to_vec().into_boxed_slice());
+    c.store(StoreMode::Set, b"boom", 0, 0, b"v", 0);
+    assert!(c.get(b"other", None).is_none(), "other keys are served");
+    let died = catch_unwind(AssertUnwindSafe(|| c.get(b"boom", None)));
+    assert!(died.is_err(), "the debug key panics");
+    let again = catch_unwind(AssertUnwindSafe(|| c.delete(b"boom")));
+    assert!(again.is_err(), "a poisoned shard was used");
+}

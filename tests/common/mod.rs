@@ -268,3 +268,35 @@ impl Rng {
         self.below(n as u64) as usize
     }
 }
+
+/// [`start_server`] with `env` set for the server: TCP only, on a port
+/// the kernel picks (read back from `MEMCACHED_PORT_FILENAME`).
+pub fn start_server_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let port_file = unique_name("rmc-ports");
+    let _ = std::fs::remove_file(&port_file);
+    let mut args = vec!["-l", "127.0.0.1", "-p", "-1", "-U", "0", "-u", "root"];
+    args.extend_from_slice(extra);
+    let child = Command::new(env!("CARGO_BIN_EXE_rmemcached"))
+        .args(&args)
+        .envs(env.iter().copied())
+        .env("MEMCACHED_PORT_FILENAME", &port_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut server = Server {
+        child,
+        port: 0,
+        udp_port: 0,
+        socket: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.port == 0 && Instant::now() < deadline {
+        let text = std::fs::read_to_string(&port_file).unwrap_or_default();
+        let tcp = text.lines().find(|l| l.starts_with("TCP"));
+        server.port = tcp.map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&port_file);
+    assert!(server.port != 0, "server did not report its port");
+    server
+}

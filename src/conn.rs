@@ -196,6 +196,10 @@ pub struct Conn {
     /// Bytes of the value being read charged to the server's in-flight
     /// pool (`mem_budget`).
     inflight: usize,
+    /// Bytes of `rbuf` past two reads' worth charged to the in-flight
+    /// pool: a long multi-get line (up to `MAX_LINE`), kept until the
+    /// buffer is shrunk.
+    line_charge: usize,
     /// This connection's line in `stats conns`.
     entry: Option<std::sync::Arc<crate::conn_list::ConnEntry>>,
 }
@@ -242,6 +246,7 @@ impl Conn {
             draining: false,
             holds_rbuf: false,
             inflight: 0,
+            line_charge: 0,
             entry: None,
         }
     }
@@ -291,6 +296,7 @@ impl Conn {
         self.release_rbuf();
         self.sess.settle(0);
         server.inflight.give(std::mem::take(&mut self.inflight));
+        server.inflight.give(std::mem::take(&mut self.line_charge));
     }
 
     fn release_rbuf(&mut self) {
@@ -429,6 +435,15 @@ impl Conn {
             self.rbuf = vec![0; READ_SIZE];
             self.sync_read_buf(&server.gauges, false);
         } else if self.rbuf.len() < len + READ_SIZE {
+            // A buffer that grows past two reads for anything but a value
+            // (whose charge covers it) holds a long line: charge it first.
+            let want = (len + READ_SIZE).saturating_sub(2 * READ_SIZE);
+            if self.inflight == 0 && want > self.line_charge {
+                if !server.inflight.take(want - self.line_charge) {
+                    return Err(io::Error::other("no memory for a long line"));
+                }
+                self.line_charge = want;
+            }
             self.rbuf.resize(len + READ_SIZE, 0);
             self.sync_read_buf(&server.gauges, false);
         }
@@ -452,15 +467,17 @@ impl Conn {
     /// Give back buffer space a large value or reply left behind, so that
     /// an idle connection holds little memory (memcached returns its big
     /// read buffers to a pool for the same reason).
-    fn shrink_buffers(&mut self) {
+    fn shrink_buffers(&mut self, server: &Server) {
         const KEEP: usize = 16 * 1024;
         self.compact();
         // New buffers rather than shrinking in place: a block cut down
-        // in place leaves a hole the next large one cannot use.
-        if self.rbuf.len() > 4 * KEEP {
-            let mut fresh = vec![0; KEEP.max(self.rlen)];
+        // in place leaves a hole the next large one cannot use. A buffer
+        // still filling with a long line or a value is left alone.
+        if self.rbuf.len() > 4 * KEEP && self.inflight == 0 && self.rlen <= KEEP {
+            let mut fresh = vec![0; KEEP];
             fresh[..self.rlen].copy_from_slice(&self.rbuf[..self.rlen]);
             self.rbuf = fresh;
+            server.inflight.give(std::mem::take(&mut self.line_charge));
         }
         if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * KEEP {
             self.wbuf = Vec::new();
@@ -504,7 +521,7 @@ impl Conn {
                         } else if self.wpos < self.wbuf.len() {
                             self.set_state(ConnState::Mwrite);
                         } else {
-                            self.shrink_buffers();
+                            self.shrink_buffers(server);
                             self.sync_read_buf(&server.gauges, false);
                             self.release_rbuf();
                             self.set_state(ConnState::Waiting);
@@ -687,7 +704,7 @@ impl Conn {
                     return;
                 }
             }
-            self.await_input();
+            self.await_input(server);
             return;
         };
         let mut end = nl;
@@ -717,13 +734,13 @@ impl Conn {
 
     /// The buffer holds no whole request yet: send what earlier pipelined
     /// requests produced, then wait for more bytes.
-    fn await_input(&mut self) {
+    fn await_input(&mut self, server: &Server) {
         if self.wpos < self.wbuf.len() {
             self.set_state(ConnState::Mwrite);
         } else {
             // A large value read earlier may have left a large buffer
             // behind a partial line that will never end.
-            self.shrink_buffers();
+            self.shrink_buffers(server);
             self.set_state(ConnState::Waiting);
         }
     }
@@ -736,14 +753,14 @@ impl Conn {
         let buf = self.unread();
         // memcached waits for two bytes at least, the shortest it answers.
         if buf.len() < 2 {
-            self.await_input();
+            self.await_input(server);
             return;
         }
         let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
             if buf.len() > MAX_LINE_NO_GET {
                 self.set_state(ConnState::Closing);
             } else {
-                self.await_input();
+                self.await_input(server);
             }
             return;
         };
@@ -769,7 +786,7 @@ impl Conn {
             Some(n) => {
                 let vlen = n as usize + 2;
                 let Some(value) = buf.get(nl + 1..nl + 1 + vlen) else {
-                    self.await_input();
+                    self.await_input(server);
                     return;
                 };
                 let auth = server.auth.as_ref().expect("parse_auth runs under -Y");
@@ -820,7 +837,7 @@ impl Conn {
             binary::Parsed::NeedMore => {
                 // Not a request yet: give the response object back.
                 self.sess.resp_undo();
-                self.await_input();
+                self.await_input(server);
             }
             binary::Parsed::Done(n, action) => {
                 self.rpos += n;

@@ -279,6 +279,15 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
             stat(out, name, get(v));
         }
     }
+    // rmemcached's pools for what clients make it hold (`mem_budget`):
+    // bytes charged now, and charges refused.
+    for (name, pool) in [
+        ("reply_pool", &*server.reply_pool),
+        ("inflight_pool", &server.inflight),
+    ] {
+        stat(out, &format!("{name}_bytes"), pool.used() as u64);
+        stat(out, &format!("{name}_oom"), get(&pool.refused));
+    }
     out.extend_from_slice(b"END\r\n");
 }
 

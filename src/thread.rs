@@ -50,10 +50,7 @@ impl Workers {
     pub fn dispatch_conn_new(&mut self, transport: Transport) {
         let w = &self.handles[self.last_thread];
         self.last_thread = (self.last_thread + 1) % self.handles.len();
-        w.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(transport);
+        crate::sync::lock(&w.queue).push_back(transport);
         if let Err(e) = w.waker.wake() {
             log::error!("waking worker: {e}");
         }
@@ -229,11 +226,7 @@ impl Worker {
     /// Register every connection the main thread queued for us.
     fn accept_queued(&mut self) {
         loop {
-            let next = self
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_front();
+            let next = crate::sync::lock(&self.queue).pop_front();
             let Some(transport) = next else { break };
             let mut conn = Conn::new(transport, self.server.cache.clock().now());
             conn.set_mem(&self.mem);

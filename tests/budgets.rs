@@ -153,3 +153,73 @@ fn idle_timeout_closes_a_stalled_value_not_a_slow_one() {
     slow.write_all(b"\r\n").unwrap();
     assert_eq!(common::read_until(&mut slow, b"\r\n"), b"STORED\r\n");
 }
+
+/// One `stats` value of `server`.
+fn stat(server: &common::Server, name: &str) -> u64 {
+    let mut s = server.tcp();
+    let reply = common::request(&mut s, b"stats\r\n", b"END\r\n");
+    let text = String::from_utf8(reply).unwrap();
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in stats"))
+        .parse()
+        .unwrap()
+}
+
+/// Poll `stats` until `ok` holds for `name` (10 s at most).
+fn wait_for_stat(server: &common::Server, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = stat(server, name);
+        if ok(v) || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A multi-get line grows the read buffer (up to 4 MiB); past two reads'
+/// worth it is charged to the in-flight pool, and a connection whose line
+/// finds the pool spent is closed, as memcached closes one whose buffer it
+/// cannot grow. The charge comes back with the connection.
+#[test]
+fn long_lines_are_charged_and_the_charge_comes_back() {
+    let server = common::start_server(&["-m", "64"]);
+    let mut line = b"get".to_vec();
+    while line.len() < 3 << 20 {
+        line.extend_from_slice(b" key");
+    }
+    // Eight lines of 3 MiB: five fit the 16 MiB pool.
+    let hogs: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = server.tcp();
+            let _ = c.write_all(&line);
+            c
+        })
+        .collect();
+    let refused = wait_for_stat(&server, "inflight_pool_oom", |v| v >= 3);
+    assert_eq!(refused, 3, "lines refused for want of memory");
+    let held = stat(&server, "inflight_pool_bytes");
+    assert!(held <= 16 << 20, "{held} bytes charged past the pool");
+    let closed = hogs
+        .into_iter()
+        .filter(|mut c| {
+            c.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            match c.read(&mut [0u8; 16]) {
+                Ok(0) => true,
+                Ok(n) => panic!("{n} bytes of reply to a line with no end"),
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        })
+        .count();
+    assert_eq!(closed, 3, "connections closed for want of memory");
+    // The hogs are gone: nothing stays charged, and a whole 3 MiB line is
+    // served again.
+    assert_eq!(wait_for_stat(&server, "inflight_pool_bytes", |v| v == 0), 0);
+    let mut s = server.tcp();
+    s.write_all(&line).unwrap();
+    s.write_all(b"\r\n").unwrap();
+    assert_eq!(common::read_until(&mut s, b"\r\n"), b"END\r\n");
+}

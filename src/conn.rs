@@ -580,8 +580,14 @@ impl Conn {
                         let vlen = p.vlen;
                         let data = &self.rbuf[self.rpos..self.rpos + vlen];
                         text::complete_nread(server, &mut self.sess, p, data, &mut self.wbuf);
-                        server.inflight.give(std::mem::take(&mut self.inflight));
                         self.rpos += vlen;
+                        if self.inflight > 0 {
+                            // The buffer sized for the value goes with
+                            // its charge: what follows the value is at
+                            // most one read.
+                            server.inflight.give(std::mem::take(&mut self.inflight));
+                            self.shrink_buffers(server);
+                        }
                         self.set_state(ConnState::NewCmd);
                     } else if let Some(o) = self.read_more(server) {
                         return o;

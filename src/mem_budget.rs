@@ -44,10 +44,13 @@ pub fn reply_pool_limit(item_size_max: usize) -> usize {
     (16 * 1024 * 1024).max(2 * item_size_max + 4096)
 }
 
-/// The pool for values in flight: a quarter of `-m`, at least 16 MiB, and
-/// always room for two of the largest values.
+/// The pool for values in flight (and long lines): half of `-m`, at
+/// least 16 MiB, and always room for two of the largest values. memcached
+/// reads values into item memory, so its in-flight values share `-m` with
+/// the cache; half of it keeps this one close to that while a cache that
+/// is also full stays within 1.5 × `-m`.
 pub fn inflight_pool_limit(memory_limit: usize, item_size_max: usize) -> usize {
-    (memory_limit / 4)
+    (memory_limit / 2)
         .max(16 * 1024 * 1024)
         .max(2 * item_size_max + 4096)
 }
@@ -137,6 +140,7 @@ mod tests {
             usize::from(u16::MAX) * crate::udp::UDP_DATA_SIZE
         );
         assert!(reply_pool_limit(64 << 20) > 128 << 20);
-        assert_eq!(inflight_pool_limit(64 << 20, 1 << 20), 16 << 20);
+        assert_eq!(inflight_pool_limit(64 << 20, 1 << 20), 32 << 20);
+        assert_eq!(inflight_pool_limit(16 << 20, 1 << 20), 16 << 20);
     }
 }

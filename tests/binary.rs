@@ -373,11 +373,21 @@ fn normalise_packet(p: &[u8], cas: &mut CasState, stat_names: bool) -> Vec<u8> {
     p
 }
 
+/// rmemcached's own `STAT` names (the memory pools'), which memcached
+/// does not have: left out of both servers' replies.
+fn own_stat(p: &[u8]) -> bool {
+    let key = HEADER + p[4] as usize;
+    p[1] == op::STAT
+        && p.get(key..key + be16(p, 2) as usize)
+            .is_some_and(|k| k.windows(6).any(|w| w == b"_pool_"))
+}
+
 fn normalise(o: &Outcome, cas: &mut CasState, stat_names: bool) -> Outcome {
     Outcome {
         packets: o
             .packets
             .iter()
+            .filter(|p| !own_stat(p))
             .map(|p| normalise_packet(p, cas, stat_names))
             .collect(),
         rest: o.rest.clone(),

@@ -81,12 +81,12 @@ fn a_spent_reply_pool_refuses_large_replies_and_comes_back() {
 }
 
 /// Values being read are charged to the in-flight pool (16 MiB at `-m
-/// 64`) before their first byte: the 17th stalled 1 MB `set` is refused
+/// 32`) before their first byte: the 17th stalled 1 MB `set` is refused
 /// at once with memcached's reply for a failed allocation, and its value
 /// is swallowed. The charges come back when the stalled clients leave.
 #[test]
 fn a_spent_inflight_pool_refuses_values_and_comes_back() {
-    let server = common::start_server(&["-m", "64"]);
+    let server = common::start_server(&["-m", "32"]);
     let start = |i: usize| {
         let mut c = server.tcp();
         let mut req = format!("set k{i} 0 0 {BIG}\r\n").into_bytes();
@@ -185,7 +185,8 @@ fn wait_for_stat(server: &common::Server, name: &str, ok: impl Fn(u64) -> bool) 
 /// cannot grow. The charge comes back with the connection.
 #[test]
 fn long_lines_are_charged_and_the_charge_comes_back() {
-    let server = common::start_server(&["-m", "64"]);
+    // `-m 32`: a 16 MiB in-flight pool.
+    let server = common::start_server(&["-m", "32"]);
     let mut line = b"get".to_vec();
     while line.len() < 3 << 20 {
         line.extend_from_slice(b" key");

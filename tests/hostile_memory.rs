@@ -103,6 +103,22 @@ fn tcp_values_in_flight() {
     });
 }
 
+/// Attack 6b, TCP: 200 connections each store a 1 MB value (all under
+/// one key, so that the cache itself stays small), then start a small
+/// `set` and stall inside it: the buffer a connection grew for the large
+/// value must not outlive it.
+#[test]
+fn tcp_stored_values_then_stall() {
+    compare("tcp stored values then stall", &[], |s| {
+        tcp_flood_with(s, 200, |i| {
+            let mut set = format!("set big 0 0 {BIG_LEN}\r\n").into_bytes();
+            set.resize(set.len() + BIG_LEN, b'v');
+            set.extend_from_slice(format!("\r\nset s{i} 0 0 10\r\nab").as_bytes());
+            set
+        })
+    });
+}
+
 /// Attack 7, TCP: `stats cachedump` of a class holding 200,000 items,
 /// pipelined 20 times on a connection that never reads.
 #[test]

@@ -154,24 +154,11 @@ fn idle_timeout_closes_a_stalled_value_not_a_slow_one() {
     assert_eq!(common::read_until(&mut slow, b"\r\n"), b"STORED\r\n");
 }
 
-/// One `stats` value of `server`.
-fn stat(server: &common::Server, name: &str) -> u64 {
-    let mut s = server.tcp();
-    let reply = common::request(&mut s, b"stats\r\n", b"END\r\n");
-    let text = String::from_utf8(reply).unwrap();
-    let prefix = format!("STAT {name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in stats"))
-        .parse()
-        .unwrap()
-}
-
 /// Poll `stats` until `ok` holds for `name` (10 s at most).
 fn wait_for_stat(server: &common::Server, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v = stat(server, name);
+        let v = common::stat(server, name);
         if ok(v) || Instant::now() > deadline {
             return v;
         }
@@ -201,7 +188,7 @@ fn long_lines_are_charged_and_the_charge_comes_back() {
         .collect();
     let refused = wait_for_stat(&server, "inflight_pool_oom", |v| v >= 3);
     assert_eq!(refused, 3, "lines refused for want of memory");
-    let held = stat(&server, "inflight_pool_bytes");
+    let held = common::stat(&server, "inflight_pool_bytes");
     assert!(held <= 16 << 20, "{held} bytes charged past the pool");
     let closed = hogs
         .into_iter()

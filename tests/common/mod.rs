@@ -300,3 +300,16 @@ pub fn start_server_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     assert!(server.port != 0, "server did not report its port");
     server
 }
+
+/// One `stats` value of `server`, over a fresh TCP connection.
+pub fn stat(server: &Server, name: &str) -> u64 {
+    let mut s = server.tcp();
+    let reply = request(&mut s, b"stats\r\n", b"END\r\n");
+    let text = String::from_utf8(reply).unwrap();
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in stats"))
+        .parse()
+        .unwrap()
+}

@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::conn::ConnState;
+use crate::conn_state::ConnState;
 
 /// What `stats conns` shows of one socket.
 #[derive(Debug)]

@@ -24,42 +24,73 @@
 //!
 //! `NewCmd -> Waiting -> Read -> ParseCmd -> Nread / Swallow -> Write /
 //! Mwrite -> NewCmd ... -> Closing`, memcached's `conn_*` states, in
-//! [`conn::ConnState`]. A connection serves at most `-R` requests per event
-//! and is then parked on its worker's pending list.
+//! [`conn_state::ConnState`]. A connection serves at most `-R` requests per
+//! event and is then parked on its worker's pending list.
 //!
-//! # Layout
+//! # Layers
 //!
-//! | module | holds | memcached |
-//! | --- | --- | --- |
-//! | `main.rs` | start-up | `main()` |
-//! | [`settings`] | the command line | `settings_init`, getopt |
-//! | [`daemon`] | file limit, `-u`, `-d`, `-P` | `daemon.c`, `main()` |
-//! | [`listen`] | address resolution, socket options, bind | `server_socket`, `maximize_sndbuf` |
-//! | [`server`] | shared state, accept loop | `main()`'s event loop, `conn_listening` |
-//! | [`thread`] | workers, queue, round robin | `thread.c` |
-//! | [`conn`] | `Conn`, states, `drive_machine` | `conn_new`, `drive_machine` |
-//! | [`udp`] | the 8-byte frame, reply splitting | `try_read_udp`, `transmit_udp` |
-//! | [`udp_batch`] | `recvmmsg` / `sendmmsg` batches | (one call per datagram) |
-//! | [`udp_guard`] | allow-list and reply budget for UDP | (none) |
-//! | [`mem_budget`] | what one client can make the server hold | (item references) |
-//! | [`proto`] | pure protocol parsers and reply writers | `proto_text.c`, `proto_bin.c` |
-//! | [`cache`] | hash tables, slab pages, items, LRUs | `assoc.c`, `items.c`, `slabs.c` |
-//! | [`stats`] | counters, `stats` replies | `server_stats` |
-//! | [`stats_prefix`] | `stats detail` per-prefix counters | `stats_prefix.c` |
-//! | [`clock`] | relative time, exptime rules | `current_time`, `realtime` |
-//! | [`sync`] | locks, and what a poisoned one means | `pthread_mutex_lock` |
+//! A module imports only modules of its own layer or of the layers above
+//! it in this table, never of one below, and the imports have no cycle;
+//! `scripts/check-layers.py` checks both (CI runs it).
+//!
+//! | layer | module | holds | memcached |
+//! | --- | --- | --- | --- |
+//! | leaves | [`clock`] | relative time, exptime rules | `current_time`, `realtime` |
+//! | | [`settings`] | the command line | `settings_init`, getopt in `main()` |
+//! | | [`cnum`] | C number parsing | `safe_strto*` (`util.c`), `atoi`, `strtol` |
+//! | | [`conn_state`] | connection state names | `enum conn_states` |
+//! | | [`udp`] | the 8-byte UDP frame | `try_read_udp`, `build_udp_header` |
+//! | | [`udp_guard`] | UDP allow-list and reply budget | (none) |
+//! | | [`mem_budget`] | what one client can make the server hold | (item references) |
+//! | | [`conn_mem`] | `-o read_buf_mem_limit` pools | `thread.c`'s `rbuf` cache, `resp_start` |
+//! | | [`sync`], [`auth`] | locks; the `-Y` file | `pthread_mutex_lock`; `authfile.c` |
+//! | storage | [`cache`] | hash tables, slab pages, items, LRUs, crawler | `assoc.c`, `items.c`, `slabs.c`, `crawler.c` |
+//! | shared state | [`server`] | what every thread shares | globals `settings`, `stats_state` |
+//! | | [`counters`] | counters and gauges | `struct stats`, `thread_stats` |
+//! | | [`stats_prefix`] | `stats detail` | `stats_prefix.c` |
+//! | | [`conn_list`] | `stats conns` | `conns[]` |
+//! | protocols | [`proto`] | text, meta, binary, `-Y` auth, datagram commands, over a narrow [`proto::ctx::Ctx`] | `proto_text.c`, `proto_bin.c` |
+//! | | [`stats`] | the `stats` reports, [`proto::ctx::Admin`] for the server | `server_stats`, `process_stat_settings` |
+//! | connections | [`conn`] | `Conn`: a stream part or a UDP part, the read buffer, reply memory | `conn_new`, `drive_machine`, `transmit` |
+//! | | [`udp_batch`] | `recvmmsg` / `sendmmsg` batches | (one call per datagram) |
+//! | threads | [`thread`] | workers, their queue, round robin | `thread.c` |
+//! | | [`accept`] | the main thread's loop: accept, clock, signals | `main()`'s event loop, `conn_listening` |
+//! | | [`listen`], [`daemon`] | sockets; `-d`, `-u`, `-P`, limits | `server_socket`, `daemonize` |
+//! | | `main.rs` | start-up | `main()` |
+//!
+//! Where each memcached file's logic lives:
+//!
+//! | memcached | here |
+//! | --- | --- |
+//! | `memcached.c` `main()` | `main.rs`, [`accept`], [`listen`], [`daemon`] |
+//! | `memcached.c` `drive_machine`, `conn_*` | [`conn`] ([`conn::stream`], [`conn::udp`]) |
+//! | `memcached.c` `try_read_udp`, `transmit_udp` | [`udp`], [`udp_batch`], [`conn::udp`] |
+//! | `memcached.c` `server_stats`, `process_stat_settings` | [`stats`] |
+//! | `proto_text.c` | [`proto::text`], [`proto::get`], [`proto::meta`], [`proto::admin`], [`proto::auth`], [`proto::tokens`] |
+//! | `proto_bin.c` | [`proto::binary`] |
+//! | `memcached.c` `complete_nread*`, `process_update_command` checks | [`proto::complete`], [`proto::store`] |
+//! | `thread.c` | [`thread`], [`counters`], [`conn_mem`] |
+//! | `assoc.c`, `items.c`, `slabs.c` | [`cache`] |
+//! | `crawler.c` | `cache/evict.rs` (the once-a-second crawl) |
+//! | `stats_prefix.c` | [`stats_prefix`] |
+//! | `authfile.c` | [`auth`], [`proto::auth`] |
+//! | `util.c` | [`cnum`] |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
 //! the workers (and large items in the cache's shards), while memcached's
 //! slab classes, mirrored in [`cache::slabs`], are a memory allocator.
 #![deny(missing_docs, rust_2018_idioms)]
 
+pub mod accept;
 pub mod auth;
 pub mod cache;
 pub mod clock;
+pub mod cnum;
 pub mod conn;
 pub mod conn_list;
 pub mod conn_mem;
+pub mod conn_state;
+pub mod counters;
 pub mod daemon;
 pub mod listen;
 pub mod mem_budget;
@@ -75,6 +106,4 @@ pub mod udp_batch;
 pub mod udp_guard;
 
 pub use server::Server;
-
-/// The memcached version this server answers as (`version`, `stats`).
-pub const VERSION: &str = "1.6.18";
+pub use settings::VERSION;

@@ -76,7 +76,7 @@ fn split_interface(spec: &str, default_port: u16) -> io::Result<(Option<String>,
 }
 
 fn parse_port(s: &str) -> Option<u16> {
-    crate::proto::number::strtol(s.as_bytes()).map(|p| p as u16)
+    crate::cnum::safe_strtol(s.as_bytes()).map(|p| p as u16)
 }
 
 /// Raise `SO_SNDBUF` as far as the kernel allows by binary search, as

@@ -24,7 +24,7 @@ fn main() {
         eprintln!("{msg}");
         std::process::exit(code);
     });
-    if let Err(msg) = rmemcached::server::run(settings, auth) {
+    if let Err(msg) = rmemcached::accept::run(settings, auth) {
         eprintln!("{msg}");
         // memcached exits with EX_OSERR when it cannot listen.
         std::process::exit(71);

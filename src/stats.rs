@@ -1,118 +1,17 @@
-//! Counters and the `stats` reply: mirrors memcached's `server_stats()`,
-//! `process_stat_settings()` and the `thread_stats` counters of `thread.c`.
-//!
-//! memcached keeps per-thread counters under per-thread mutexes and sums
-//! them on `stats`; here every counter is one relaxed atomic, which needs
-//! no lock at all. The field names and their order in the reply are
-//! memcached 1.6's, so tools that scrape `stats` keep working.
+//! The `stats` reports: mirrors memcached's `server_stats()`,
+//! `process_stat_settings()`, `do_item_stats()` and `do_slabs_stats()`.
+//! They read the whole shared state, so they answer the protocols through
+//! the [`Admin`] hook rather than being called by them directly. The
+//! counters they print are in [`crate::counters`]; the field names and
+//! their order in the reply are memcached 1.6's, so tools that scrape
+//! `stats` keep working.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::proto::ctx::{Admin, Ctx, Report};
+use crate::server::Server;
 use crate::settings::{InertGroup, Protocol, Settings};
-use crate::Server;
-
-/// Declares the counter struct and the names `stats reset` clears.
-macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// Server-wide counters, bumped by every worker.
-        #[derive(Debug, Default)]
-        pub struct Stats {
-            $($(#[$doc])* pub $name: AtomicU64,)*
-        }
-
-        impl Stats {
-            /// `stats reset`: zero the resettable counters.
-            pub fn reset(&self) {
-                $(self.$name.store(0, Ordering::Relaxed);)*
-            }
-        }
-    };
-}
-
-counters! {
-    /// `-Y` authentication attempts.
-    auth_cmds,
-    /// `-Y` authentication attempts that failed.
-    auth_errors,
-    /// Retrieval keys asked for (`get`, `gets`).
-    cmd_get,
-    /// Storage commands (`set`, `add`, ...).
-    cmd_set,
-    /// `flush_all` commands.
-    cmd_flush,
-    /// `touch` and `gat` keys.
-    cmd_touch,
-    /// Meta commands.
-    cmd_meta,
-    /// Retrieval hits.
-    get_hits,
-    /// Retrieval misses.
-    get_misses,
-    /// `delete` misses.
-    delete_misses,
-    /// `delete` hits.
-    delete_hits,
-    /// `incr` misses.
-    incr_misses,
-    /// `incr` hits.
-    incr_hits,
-    /// `decr` misses.
-    decr_misses,
-    /// `decr` hits.
-    decr_hits,
-    /// `cas` on a missing key.
-    cas_misses,
-    /// `cas` that stored.
-    cas_hits,
-    /// `cas` with a stale unique.
-    cas_badval,
-    /// `touch` / `gat` hits.
-    touch_hits,
-    /// `touch` / `gat` misses.
-    touch_misses,
-    /// Stores refused as too large.
-    store_too_large,
-    /// Stores refused for lack of memory.
-    store_no_memory,
-    /// Bytes read from clients.
-    bytes_read,
-    /// Bytes written to clients.
-    bytes_written,
-    /// Times a connection yielded after `-R` requests.
-    conn_yields,
-    /// Connections refused at `-c`.
-    rejected_connections,
-    /// Connections ever accepted.
-    total_connections,
-    /// Connections closed by `-o idle_timeout`.
-    idle_kicks,
-    /// UDP request datagrams taken (from allowed sources, whole).
-    udp_requests,
-    /// UDP reply messages queued.
-    udp_replies,
-    /// UDP datagrams dropped: source not in `udp_allow`.
-    udp_dropped_disallowed,
-    /// UDP replies dropped: the source's `udp_reply_rate` budget was spent.
-    udp_dropped_rate,
-    /// UDP requests spanning several datagrams, refused.
-    udp_multipacket_rejected,
-    /// UDP datagrams of 8 bytes or fewer, dropped.
-    udp_short_dropped,
-}
-
-/// Connection gauges: not reset by `stats reset`.
-#[derive(Debug, Default)]
-pub struct Gauges {
-    /// Open connections (UDP sockets included, as memcached counts them).
-    pub curr_connections: AtomicU64,
-    /// Connection structures allocated.
-    pub connection_structures: AtomicU64,
-    /// Connections holding a read buffer.
-    pub read_buf_count: AtomicU64,
-    /// Bytes of those read buffers.
-    pub read_buf_bytes: AtomicU64,
-}
 
 fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
     let mut line = String::with_capacity(48);
@@ -147,7 +46,7 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
         "time",
         server.cache.clock().process_started() + i64::from(now),
     );
-    stat(out, "version", crate::VERSION);
+    stat(out, "version", crate::settings::VERSION);
     stat(out, "libevent", "mio");
     stat(out, "pointer_size", usize::BITS);
     stat(out, "rusage_user", user);
@@ -511,38 +410,43 @@ fn slabs(server: &Server, out: &mut Vec<u8>) {
     stat(out, "total_malloced", server.cache.total_malloced());
 }
 
-/// The most bytes a `stats cachedump` reply takes (memcached's `memlimit`
-/// in `item_cachedump`).
-pub const CACHEDUMP_MAX: usize = 2 * 1024 * 1024;
-
-/// `stats cachedump <class> <limit>` (memcached's `item_cachedump`):
-/// `ITEM <key> [<bytes> b; <exptime> s]` per item, newest first, exptime
-/// absolute or 0, then `END`. The reply appended to `out` stays under a
-/// `cap` of 6 bytes or more ([`CACHEDUMP_MAX`] for a client): a line goes
-/// in only if it leaves room for `END\r\n` and memcached's terminating
-/// NUL, so the lines end where memcached's end.
-pub fn cachedump(server: &Server, class: usize, limit: usize, cap: usize, out: &mut Vec<u8>) {
-    let started = server.cache.clock().process_started();
-    let room = cap.saturating_sub(b"END\r\n\0".len());
-    let line = |v: crate::cache::items::ItemView<'_>, line: &mut Vec<u8>| {
-        let abs = match v.exptime() {
-            0 => 0,
-            rel => started + i64::from(rel),
-        };
-        line.extend_from_slice(b"ITEM ");
-        line.extend_from_slice(v.key());
-        let _ = write!(Line(line), " [{} b; {abs} s]\r\n", v.data().len());
-    };
-    server.cache.dump(class, limit, room, line, out);
-    out.extend_from_slice(b"END\r\n");
+impl Server {
+    /// The server as the protocols see it (see [`crate::proto::ctx`]).
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            cache: &self.cache,
+            stats: &self.stats,
+            prefix: &self.prefix,
+            settings: &self.settings,
+            admin: self,
+        }
+    }
 }
 
-/// `fmt::Write` into a byte buffer.
-struct Line<'a>(&'a mut Vec<u8>);
+/// The protocols reach the reports, and the verbosity, through this.
+impl Admin for Server {
+    fn report(&self, which: Report, out: &mut Vec<u8>) {
+        match which {
+            Report::General => general(self, out),
+            Report::Settings => settings(
+                &self.settings,
+                self.verbosity(),
+                self.cache.limit(),
+                self.prefix.enabled(),
+                out,
+            ),
+            Report::Items => group(self, b"items", out),
+            Report::Slabs => group(self, b"slabs", out),
+            Report::Sizes => group(self, b"sizes", out),
+            Report::Conns => group(self, b"conns", out),
+        }
+    }
 
-impl std::fmt::Write for Line<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
+    fn verbosity(&self) -> u8 {
+        Server::verbosity(self)
+    }
+
+    fn set_verbosity(&self, level: u32) {
+        Server::set_verbosity(self, level)
     }
 }

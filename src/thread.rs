@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::conn::{Conn, Outcome, Transport};
@@ -91,11 +91,8 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
             );
             let entry = conns.vacant_entry();
             let token = Token(entry.key());
-            poll.registry().register(
-                conn.source(),
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let interest = conn.wanted_interest();
+            poll.registry().register(conn.source(), token, interest)?;
             conn.list_in(&server.conn_list, server.cache.clock().now());
             entry.insert(conn);
         }
@@ -235,11 +232,12 @@ impl Worker {
             }
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key());
-            if let Err(e) = self.poll.registry().register(
-                conn.source(),
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            let interest = conn.wanted_interest();
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(conn.source(), token, interest)
+            {
                 log::warn!("register connection: {e}");
                 self.server
                     .gauges
@@ -285,12 +283,26 @@ impl Worker {
         log::debug!("connection {} closed", token.0);
     }
 
+    #[inline(always)]
     fn drive(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
         match conn.drive_machine(&self.server) {
-            Outcome::Idle => {}
+            Outcome::Idle => {
+                if let Some(interest) = conn.interest_change() {
+                    if let Err(e) = self
+                        .poll
+                        .registry()
+                        .reregister(conn.source(), token, interest)
+                    {
+                        // Without the registration the connection would
+                        // wait for an edge that never comes.
+                        log::warn!("reregister connection: {e}");
+                        self.close(token);
+                    }
+                }
+            }
             Outcome::Yield => {
                 if !self.pending.contains(&token) {
                     self.pending.push(token);

@@ -7,10 +7,12 @@
 use proptest::prelude::*;
 
 use rmemcached::mem_budget::ERROR_ROOM;
-use rmemcached::proto::binary::{self, Parsed};
-use rmemcached::proto::text::{self, Session};
+use rmemcached::proto::action::Parsed;
+use rmemcached::proto::session::Session;
+use rmemcached::proto::{binary, datagram, text};
+use rmemcached::server::Server;
 use rmemcached::settings::Settings;
-use rmemcached::{udp, Server};
+use rmemcached::udp;
 
 fn server() -> Server {
     Server::new(Settings {
@@ -117,7 +119,7 @@ proptest! {
         let mut sess = Session::default();
         let mut out = Vec::new();
         for l in line.split(|&b| b == b'\n') {
-            text::process_command(&server, &mut sess, l, &mut out);
+            text::process_command(&server.ctx(), &mut sess, l, &mut out);
         }
         prop_assert!(out.len() < 1 << 20);
     }
@@ -129,12 +131,12 @@ proptest! {
         let mut out = Vec::new();
         // A prefix may be answered or wait for more.
         let prefix = &req[..cut.index(req.len() + 1)];
-        if let Parsed::Done(n, _) = binary::process(&server, &mut sess, prefix, &mut out) {
+        if let Parsed::Done(n, _) = binary::process(&server.ctx(), &mut sess, prefix, &mut out) {
             prop_assert!(n <= prefix.len());
         }
         // The whole request always has its header, extras and key, so it
         // is always handled (a lying body length gets an error reply).
-        match binary::process(&server, &mut sess, &req, &mut out) {
+        match binary::process(&server.ctx(), &mut sess, &req, &mut out) {
             Parsed::NeedMore => prop_assert!(false, "whole request left waiting"),
             Parsed::Done(n, _) => prop_assert!(n <= req.len()),
         }
@@ -145,7 +147,7 @@ proptest! {
         let server = server();
         let mut sess = udp_session(&server);
         let mut reply = Vec::new();
-        udp::process_datagram(&server, &mut sess, &payload, &mut reply);
+        datagram::process(&server.ctx(), &mut sess, &payload, &mut reply);
         prop_assert!(reply.len() <= server.udp_reply_budget + ERROR_ROOM);
     }
 
@@ -175,7 +177,7 @@ proptest! {
             .collect();
         let mut sess = udp_session(&server);
         let mut reply = Vec::new();
-        udp::process_datagram(&server, &mut sess, &payload, &mut reply);
+        datagram::process(&server.ctx(), &mut sess, &payload, &mut reply);
         prop_assert!(reply.len() <= budget + ERROR_ROOM, "{} > {budget}", reply.len());
         if sess.reply_spent {
             if binary {
@@ -231,7 +233,7 @@ proptest! {
         req.extend_from_slice(&value);
         req.extend_from_slice(format!("\r\nget {key}\r\n").as_bytes());
         let mut reply = Vec::new();
-        udp::process_datagram(&server, &mut sess, &req, &mut reply);
+        datagram::process(&server.ctx(), &mut sess, &req, &mut reply);
         let mut want = format!("STORED\r\nVALUE {key} {flags} {}\r\n", value.len()).into_bytes();
         want.extend_from_slice(&value);
         want.extend_from_slice(b"\r\nEND\r\n");
@@ -267,7 +269,7 @@ proptest! {
         let mut req = packet(0x01, &extras, &value);
         req.extend_from_slice(&packet(0x00, &[], &[]));
         let mut out = Vec::new();
-        udp::process_datagram(&server, &mut sess, &req, &mut out);
+        datagram::process(&server.ctx(), &mut sess, &req, &mut out);
         prop_assert_eq!(out.len(), 24 + 24 + 4 + value.len());
         // The SET's response: 24-byte header, status 0, no body.
         prop_assert_eq!(&out[..2], &[0x81, 0x01]);

@@ -10,8 +10,9 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use rmemcached::proto::binary::{self, Parsed, HEADER_LEN, REQ_MAGIC};
-use rmemcached::proto::text::Session;
+use rmemcached::proto::action::Parsed;
+use rmemcached::proto::binary::{self, HEADER_LEN, REQ_MAGIC};
+use rmemcached::proto::session::Session;
 use rmemcached::settings::Protocol;
 use rmemcached_fuzz::{check_binary_replies, closed_early, pieces, run_stream, server};
 
@@ -106,12 +107,12 @@ fuzz_target!(|data: &[u8]| {
     for r in &reqs {
         let cut = r.head - 1 - usize::from(r.bytes[1]) % r.head;
         assert_eq!(
-            binary::process(&server, &mut sess, &r.bytes[..cut], &mut out),
+            binary::process(&server.ctx(), &mut sess, &r.bytes[..cut], &mut out),
             Parsed::NeedMore,
             "a request cut at {cut} of {} header, extras and key bytes",
             r.head
         );
-        match binary::process(&server, &mut sess, &r.bytes, &mut out) {
+        match binary::process(&server.ctx(), &mut sess, &r.bytes, &mut out) {
             Parsed::NeedMore => panic!("a whole request left waiting"),
             Parsed::Done(n, _) => assert!(n <= r.bytes.len()),
         }

@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 use rmemcached::conn::{Conn, ConnState, Outcome, Transport};
 use rmemcached::proto::binary::HEADER_LEN;
 use rmemcached::settings::{Protocol, Settings};
-use rmemcached::{udp, Server};
+use rmemcached::server::Server;
+use rmemcached::udp;
 
 /// A server as `tests/parser_props.rs` builds one (8 MiB of cache), with
 /// the protocol of its listening socket fixed (`-B`), `shutdown` enabled
@@ -102,7 +103,7 @@ pub fn run_stream(server: &Server, input: &[u8], piece: usize) -> StreamRun {
         assert!(
             rounds < input.len() + MAX_IDLE_ROUNDS,
             "connection still open after {rounds} rounds (state {:?}, {} of {} bytes sent)",
-            conn.state,
+            conn.state(),
             run.sent,
             input.len()
         );
@@ -113,7 +114,7 @@ pub fn run_stream(server: &Server, input: &[u8], piece: usize) -> StreamRun {
             break;
         }
     }
-    assert_eq!(conn.state, ConnState::Closing);
+    assert_eq!(conn.state(), ConnState::Closing);
     close_and_check_gauges(server, conn);
     run
 }
@@ -311,7 +312,7 @@ pub fn run_udp(server: &Server, grams: &[&[u8]]) -> UdpRun {
             assert!(
                 rounds < MAX_IDLE_ROUNDS,
                 "UDP connection still busy after {rounds} rounds (state {:?})",
-                conn.state
+                conn.state()
             );
             conn.readiness_event();
             let outcome = conn.drive_machine(server);
@@ -319,7 +320,7 @@ pub fn run_udp(server: &Server, grams: &[&[u8]]) -> UdpRun {
             match outcome {
                 Outcome::Close => panic!("a UDP connection closed"),
                 Outcome::Yield => {}
-                Outcome::Idle if conn.state == ConnState::Mwrite => {}
+                Outcome::Idle if conn.state() == ConnState::Mwrite => {}
                 Outcome::Idle => break,
             }
         }

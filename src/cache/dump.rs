@@ -138,9 +138,9 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use crate::cache::StoreMode;
+    use crate::proto::admin::{cachedump, CACHEDUMP_MAX};
+    use crate::server::Server;
     use crate::settings::Settings;
-    use crate::stats::{cachedump, CACHEDUMP_MAX};
-    use crate::Server;
 
     fn server(mb: usize) -> Server {
         Server::new(Settings {
@@ -162,7 +162,7 @@ mod tests {
 
     fn dump(s: &Server, class: usize, limit: usize, cap: usize) -> String {
         let mut out = Vec::new();
-        cachedump(s, class, limit, cap, &mut out);
+        cachedump(&s.ctx(), class, limit, cap, &mut out);
         String::from_utf8(out).unwrap()
     }
 

@@ -16,14 +16,29 @@
 //! the budget spent takes the tail of its class's LRU in its shard, as
 //! memcached's `lru_pull_tail` does, and failing that frees a page (see
 //! `evict.rs`).
+//!
+//! | file | holds | memcached |
+//! | --- | --- | --- |
+//! | `mod.rs` | `Cache`: lookups, deletes, touch, the memory budget | `item_get`, `item_unlink`, `item_touch` |
+//! | `store.rs` | stores and arithmetic | `do_store_item`, `do_add_delta` |
+//! | [`meta`] | what the meta commands need | `process_mget_command`'s item checks |
+//! | [`shard`] | one shard: table, slab pages, LRUs | `assoc.c`, `slabs.c`, the LRU of `items.c` |
+//! | [`items`] | an item's bytes and size rules | `item`, `item_make_header` |
+//! | [`slabs`] | slab classes | `slabs_init`, `slabs_clsid` |
+//! | `evict.rs` | making room, the crawler | `lru_pull_tail`, `crawler.c` |
+//! | `flush.rs` | the `flush_all` horizon | `settings.oldest_live` |
+//! | `dump.rs` | `stats cachedump`'s walk | `item_cachedump` |
+//! | `report.rs` | figures for `stats items`, `stats slabs` | `do_item_stats`, `do_slabs_stats` |
 
 mod dump;
 mod evict;
 mod flush;
 pub mod items;
 pub mod meta;
+mod report;
 pub mod shard;
 pub mod slabs;
+mod store;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -32,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
 use crate::sync::{lock, try_lock};
 use flush::{FlushPair, Horizon};
-use items::{mc_ntotal, Item, ItemView, NewItem};
+use items::{mc_ntotal, Item, ItemView};
 use shard::{ClassStats, Handle, Shard};
 use slabs::{ClassParams, Classes};
 
@@ -556,221 +571,6 @@ impl Cache {
         }
     }
 
-    /// Store `data` under `key` by the rules of `mode` (memcached's
-    /// `do_store_item`). `exptime` is relative; `req_cas` is the client's
-    /// CAS for `cas`, 0 otherwise. On `Stored`, returns the new CAS too.
-    pub fn store(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        data: &[u8],
-        req_cas: u64,
-    ) -> (StoreResult, u64) {
-        let opts = StoreOpts::default();
-        self.store_ext(mode, key, flags, exptime, data, req_cas, opts)
-    }
-
-    /// [`Cache::store`] with the meta protocol's options.
-    #[allow(clippy::too_many_arguments)]
-    pub fn store_ext(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        data: &[u8],
-        req_cas: u64,
-        opts: StoreOpts,
-    ) -> (StoreResult, u64) {
-        let mut meta = opts.meta;
-        let now = self.clock.now();
-        let (hash, mut sh) = self.locate(key);
-        if !matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-            // memcached's item_alloc first takes back dead items at the
-            // tail of the new item's class.
-            let size = items::item_size(key.len(), flags, data.len(), self.use_cas);
-            self.reclaim_tail(&mut sh, self.classes.class_for(size), None, now);
-        }
-        let old = self.find_live(&mut sh, hash, key, now);
-
-        // Decide, and for append/prepend copy the old value.
-        let mut joined: Option<Vec<u8>> = None;
-        let (flags, exptime) = match (mode, old) {
-            (StoreMode::Add, Some(h)) => {
-                // add only adds, but promotes the existing item.
-                sh.bump(h, now);
-                return (StoreResult::NotStored, 0);
-            }
-            (StoreMode::Cas, None) => return (StoreResult::NotFound, 0),
-            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
-                return (StoreResult::NotStored, 0)
-            }
-            (StoreMode::Cas, Some(h)) => {
-                let class = sh.class_of(h);
-                let v = sh.view(h);
-                if req_cas != 0 && v.cas() == req_cas {
-                    sh.classes[class].stats.cas_hits += 1;
-                    (flags, exptime)
-                } else if opts.set_stale && req_cas != 0 && req_cas < v.cas() {
-                    // An older CAS may still store, as a stale value: the
-                    // old item's exptime and win token carry over.
-                    meta |= items::STALE | (v.meta() & items::TOKEN_SENT);
-                    let exp = v.exptime();
-                    sh.classes[class].stats.cas_hits += 1;
-                    (flags, exp)
-                } else {
-                    sh.classes[class].stats.cas_badval += 1;
-                    return (StoreResult::Exists, 0);
-                }
-            }
-            (StoreMode::Append | StoreMode::Prepend, Some(h)) => {
-                let v = sh.view(h);
-                if req_cas != 0 && v.cas() != req_cas {
-                    return (StoreResult::Exists, 0);
-                }
-                if !self.size_ok(key.len(), v.flags(), v.data().len() + data.len()) {
-                    return (StoreResult::NotStored, 0);
-                }
-                joined = Some(v.data().to_vec());
-                (v.flags(), v.exptime())
-            }
-            (StoreMode::Set | StoreMode::Replace | StoreMode::Add, _) => (flags, exptime),
-        };
-
-        let mut item = NewItem {
-            key,
-            data: [data, b""],
-            flags,
-            exptime,
-            cas: self.use_cas.then_some(0),
-            meta,
-        };
-        if let Some(old_data) = &joined {
-            item.data = if mode == StoreMode::Append {
-                [old_data, data]
-            } else {
-                [data, old_data]
-            };
-        }
-        if !self.size_ok(key.len(), flags, item.nbytes()) {
-            return (StoreResult::TooLarge, 0);
-        }
-        let size = item.size();
-        let class = self.classes.class_for(size);
-        let Some(h) = self.alloc(&mut sh, class, size, old, now) else {
-            if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-                return (StoreResult::NotStored, 0);
-            }
-            // A failed set must not leave the old value readable.
-            if let (StoreMode::Set, Some(o)) = (mode, old) {
-                self.remove(&mut sh, o);
-            }
-            return (StoreResult::NoMemory, 0);
-        };
-        let cas = self.next_cas();
-        item.cas = self.use_cas.then_some(cas);
-        if let Some(o) = old {
-            self.remove(&mut sh, o);
-        }
-        self.link(&mut sh, h, hash, class, &item, now);
-        (StoreResult::Stored, cas)
-    }
-
-    fn link(
-        &self,
-        sh: &mut Shard,
-        h: Handle,
-        hash: u64,
-        class: usize,
-        item: &NewItem<'_>,
-        now: u32,
-    ) {
-        sh.link(h, hash, class, item, now);
-        sh.classes[class].stats.cmd_set += 1;
-        self.stats.curr_items.fetch_add(1, Ordering::Relaxed);
-        self.stats.total_items.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(item.size(), Ordering::Relaxed);
-        self.sync_table(sh);
-        // A table that just grew may have taken the cache over its limit:
-        // give back pages until it is under again.
-        while self.evict_to_free && self.used() > self.limit() {
-            if !self.free_bytes(sh, Some(h), now) && !self.free_bytes_elsewhere(now) {
-                break;
-            }
-        }
-    }
-
-    /// `incr` / `decr` (memcached's `do_add_delta`): the value must be a
-    /// decimal number; `incr` wraps at 2^64, `decr` stops at 0. A result no
-    /// longer than the old value is padded with spaces to the old length
-    /// and written in place, as memcached does; a longer one is a new item.
-    /// With `req_cas` not 0, the item's CAS must match. Without `in_place`
-    /// (an unsent reply still holds the item, in memcached's terms) the
-    /// result is always a new item of exactly its length. On success, also
-    /// returns the item's new CAS.
-    pub fn delta(
-        &self,
-        key: &[u8],
-        incr: bool,
-        delta: u64,
-        req_cas: u64,
-        in_place: bool,
-    ) -> (DeltaResult, u64) {
-        let now = self.clock.now();
-        let (hash, mut sh) = self.locate(key);
-        let Some(h) = self.find_live(&mut sh, hash, key, now) else {
-            return (DeltaResult::NotFound, 0);
-        };
-        let v = sh.view(h);
-        if req_cas != 0 && v.cas() != req_cas {
-            return (DeltaResult::Exists, 0);
-        }
-        let Some(value) = parse_counter(v.data()) else {
-            return (DeltaResult::NonNumeric, 0);
-        };
-        let value = if incr {
-            value.wrapping_add(delta)
-        } else {
-            value.saturating_sub(delta)
-        };
-        let class = sh.class_of(h);
-        let s = &mut sh.classes[class].stats;
-        if incr {
-            s.incr_hits += 1;
-        } else {
-            s.decr_hits += 1;
-        }
-        let mut data = value.to_string().into_bytes();
-        let old_len = sh.view(h).data().len();
-        if in_place && data.len() <= old_len {
-            data.resize(old_len, b' ');
-            let cas = self.next_cas();
-            items::rewrite_value(sh.mem_mut(h), &data, cas);
-            return (DeltaResult::Ok(value), cas);
-        }
-        let v = sh.view(h);
-        let mut item = NewItem {
-            key,
-            data: [&data, b""],
-            flags: v.flags(),
-            exptime: v.exptime(),
-            cas: self.use_cas.then_some(0),
-            meta: 0,
-        };
-        let size = item.size();
-        let new_class = self.classes.class_for(size);
-        let Some(nh) = self.alloc(&mut sh, new_class, size, Some(h), now) else {
-            return (DeltaResult::NoMemory, 0);
-        };
-        let cas = self.next_cas();
-        item.cas = self.use_cas.then_some(cas);
-        self.remove(&mut sh, h);
-        self.link(&mut sh, nh, hash, new_class, &item, now);
-        (DeltaResult::Ok(value), cas)
-    }
-
     /// `flush_all [delay]`: everything stored up to now (or up to `now +
     /// delay`) becomes invisible, as memcached's `settings.oldest_live`.
     /// `delay` is the client's exptime argument, already made relative.
@@ -809,61 +609,6 @@ impl Cache {
             }
         })
     }
-
-    /// Per-class figures, summed over shards, indexed by class id.
-    pub fn class_reports(&self) -> Vec<ClassReport> {
-        let now = self.clock.now();
-        let mut out = vec![ClassReport::default(); self.classes.largest() + 1];
-        for m in self.shards.iter() {
-            let sh = lock(m);
-            for (class, r) in out.iter_mut().enumerate() {
-                r.stats.add(&sh.classes[class].stats);
-                if let Some(t) = sh.tail(class) {
-                    r.age = r.age.max(now.saturating_sub(sh.view(t).time()));
-                }
-            }
-        }
-        out
-    }
-
-    /// `hash_power_level` and `hash_bytes`: log2 of the buckets of all
-    /// shards' tables together, and the bytes those tables take.
-    pub fn hash_stats(&self) -> (u32, usize) {
-        let (mut buckets, mut bytes) = (0, 0);
-        for m in self.shards.iter() {
-            let (b, n) = lock(m).table_size();
-            buckets += b;
-            bytes += n;
-        }
-        (buckets.max(1).ilog2(), bytes)
-    }
-
-    /// Items the background pass took back, and items it looked at.
-    pub fn crawler_totals(&self) -> (u64, u64) {
-        let mut t = ClassStats::default();
-        for m in self.shards.iter() {
-            for c in lock(m).classes.iter() {
-                t.add(&c.stats);
-            }
-        }
-        (t.crawler_reclaimed, t.crawler_items_checked)
-    }
-
-    /// `stats reset`: zero the counters, global and per class.
-    pub fn reset_stats(&self) {
-        self.stats.reset();
-        for m in self.shards.iter() {
-            for c in lock(m).classes.iter_mut() {
-                c.stats.reset();
-            }
-        }
-    }
-}
-
-/// memcached's `safe_strtoull` applied to a stored value: optional leading
-/// white space, an optional `+`, decimal digits, then the end or white space.
-fn parse_counter(data: &[u8]) -> Option<u64> {
-    crate::proto::number::strtoull(data)
 }
 
 #[cfg(test)]

@@ -1,16 +1,20 @@
-//! Administrative ASCII commands: mirrors `process_slabs_command` and
-//! `process_slabs_automove_command` and `process_memlimit_command` of
-//! memcached's `proto_text.c`, and `slabs_reassign` of `slabs.c`.
+//! Administrative ASCII commands: mirrors `process_stat`,
+//! `process_slabs_command`, `process_slabs_automove_command` and
+//! `process_memlimit_command` of memcached's `proto_text.c`,
+//! `slabs_reassign` of `slabs.c` and `item_cachedump` of `items.c`.
 
-use super::number::{strtol, strtoul};
-use super::text::{out_string, Session, Tokens};
-use crate::Server;
+use super::session::{out_string, set_noreply_maybe, Session};
+use super::tokens::Tokens;
+use crate::cnum::{safe_strtol as strtol, safe_strtoul as strtoul};
+use std::fmt::Write as _;
+
+use super::ctx::{Ctx, Report};
 
 /// `slabs reassign <src> <dst>` and `slabs automove <0|1|2|ratio N>`.
-pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+pub fn process_slabs(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
     let n = t.ntokens();
     if n == 5 && t.get(1) == b"reassign" {
-        if !server.settings.slab_reassign {
+        if !ctx.settings.slab_reassign {
             out_string(sess, out, b"CLIENT_ERROR slab reassignment disabled");
             return;
         }
@@ -18,19 +22,19 @@ pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &
             out_string(sess, out, b"CLIENT_ERROR bad command line format");
             return;
         };
-        let largest = server.cache.classes().largest() as i32;
+        let largest = ctx.cache.classes().largest() as i32;
         let reply: &[u8] = if src == dst {
             b"SAME src and dst class are identical"
         } else if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
             b"BADCLASS invalid src or dst class id"
         } else {
-            // Items are not kept in slab pages here, so no class ever has
-            // a spare page to give away.
+            // Pages are not moved between classes here (the slab mover
+            // is not built), so no class ever has a spare page to give.
             b"NOSPARE source class has no spare pages"
         };
         out_string(sess, out, reply);
     } else if n >= 4 && t.get(1) == b"automove" {
-        super::text::set_noreply_maybe(sess, t);
+        set_noreply_maybe(sess, t);
         if t.get(2) == b"ratio" {
             let ok = n >= 5
                 && std::str::from_utf8(t.get(3)).is_ok_and(|s| s.trim().parse::<f64>().is_ok());
@@ -50,8 +54,8 @@ pub fn process_slabs(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &
 /// `cache_memlimit <megabytes> [noreply]`: change `-m` at run time. A lower
 /// limit is reached by evicting on later stores, as memcached frees pages
 /// gradually.
-pub fn process_memlimit(server: &Server, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
-    super::text::set_noreply_maybe(sess, t);
+pub fn process_memlimit(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    set_noreply_maybe(sess, t);
     let reply: &[u8] = match strtoul(t.get(1)) {
         None => b"ERROR",
         Some(mb) if mb < 8 => b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
@@ -59,7 +63,7 @@ pub fn process_memlimit(server: &Server, sess: &mut Session, t: &Tokens<'_>, out
             b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
         }
         Some(mb) => {
-            server.cache.set_limit(mb as usize * 1024 * 1024);
+            ctx.cache.set_limit(mb as usize * 1024 * 1024);
             log::info!("maxbytes adjusted to {mb}m");
             b"OK"
         }
@@ -67,9 +71,107 @@ pub fn process_memlimit(server: &Server, sess: &mut Session, t: &Tokens<'_>, out
     out_string(sess, out, reply);
 }
 
+/// `stats [group]` (memcached's `process_stat`).
+pub fn process_stat(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
+    let n = t.ntokens();
+    if n == 2 {
+        ctx.admin.report(Report::General, out);
+        return;
+    }
+    match t.get(1) {
+        b"reset" => {
+            ctx.stats.reset();
+            ctx.cache.reset_stats();
+            ctx.prefix.clear();
+            out_string(sess, out, b"RESET");
+        }
+        b"settings" => ctx.admin.report(Report::Settings, out),
+        b"detail" => match t.get(2) {
+            b"on" | b"off" if n >= 4 => {
+                ctx.prefix.set_enabled(t.get(2) == b"on");
+                out_string(sess, out, b"OK");
+            }
+            b"dump" if n >= 4 => ctx.prefix.dump(out),
+            _ => out_string(sess, out, b"CLIENT_ERROR usage: stats detail on|off|dump"),
+        },
+        b"cachedump" => {
+            if !ctx.settings.dump_enabled {
+                out_string(sess, out, b"CLIENT_ERROR stats cachedump not allowed");
+            } else if n < 5 {
+                out_string(sess, out, b"CLIENT_ERROR bad command line");
+            } else {
+                match (strtoul(t.get(2)), strtoul(t.get(3))) {
+                    (Some(id), Some(limit)) if id as usize > crate::cache::slabs::MAX_CLASSES => {
+                        let _ = limit;
+                        out_string(sess, out, b"CLIENT_ERROR Illegal slab id");
+                    }
+                    (Some(id), Some(limit)) => {
+                        let id = id as usize;
+                        if id <= ctx.cache.classes().largest() {
+                            // Over UDP, cut to what the datagram's budget
+                            // has left.
+                            let room = sess.reply_limit.saturating_sub(out.len());
+                            let cap = CACHEDUMP_MAX.min(room);
+                            cachedump(ctx, id, limit as usize, cap, out);
+                        } else {
+                            out.extend_from_slice(b"END\r\n");
+                        }
+                    }
+                    _ => out_string(sess, out, b"CLIENT_ERROR bad command line format"),
+                }
+            }
+        }
+        b"items" => ctx.admin.report(Report::Items, out),
+        b"sizes" => ctx.admin.report(Report::Sizes, out),
+        b"slabs" => ctx.admin.report(Report::Slabs, out),
+        b"conns" => ctx.admin.report(Report::Conns, out),
+        // memcached built with extstore, but running without it, prints an
+        // empty block (whatever follows); there is no extstore here.
+        b"extstore" => out.extend_from_slice(b"END\r\n"),
+        _ => out_string(sess, out, b"ERROR"),
+    }
+}
+
+/// The most bytes a `stats cachedump` reply takes (memcached's `memlimit`
+/// in `item_cachedump`).
+pub const CACHEDUMP_MAX: usize = 2 * 1024 * 1024;
+
+/// `stats cachedump <class> <limit>` (memcached's `item_cachedump`):
+/// `ITEM <key> [<bytes> b; <exptime> s]` per item, newest first, exptime
+/// absolute or 0, then `END`. The reply appended to `out` stays under a
+/// `cap` of 6 bytes or more ([`CACHEDUMP_MAX`] for a client): a line goes
+/// in only if it leaves room for `END\r\n` and memcached's terminating
+/// NUL, so the lines end where memcached's end.
+pub fn cachedump(ctx: &Ctx<'_>, class: usize, limit: usize, cap: usize, out: &mut Vec<u8>) {
+    let started = ctx.cache.clock().process_started();
+    let room = cap.saturating_sub(b"END\r\n\0".len());
+    let line = |v: crate::cache::items::ItemView<'_>, line: &mut Vec<u8>| {
+        let abs = match v.exptime() {
+            0 => 0,
+            rel => started + i64::from(rel),
+        };
+        line.extend_from_slice(b"ITEM ");
+        line.extend_from_slice(v.key());
+        let _ = write!(Line(line), " [{} b; {abs} s]\r\n", v.data().len());
+    };
+    ctx.cache.dump(class, limit, room, line, out);
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Line<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Line<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Server;
 
     #[test]
     fn memlimit_replies() {
@@ -77,7 +179,7 @@ mod tests {
         let run = |line: &[u8]| {
             let mut sess = Session::default();
             let mut out = Vec::new();
-            process_memlimit(&server, &mut sess, &Tokens::new(line), &mut out);
+            process_memlimit(&server.ctx(), &mut sess, &Tokens::new(line), &mut out);
             out
         };
         assert_eq!(run(b"cache_memlimit x"), b"ERROR\r\n");

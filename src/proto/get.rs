@@ -11,19 +11,12 @@
 
 use std::sync::atomic::Ordering;
 
-use super::number::strtol;
-use super::text::{out_string, Action, Session, Tokens};
+use super::action::{Action, GetCmd};
+use super::ctx::Ctx;
+use super::session::{out_string, Session};
+use super::tokens::Tokens;
 use crate::cache::items::{ItemView, KEY_MAX_LENGTH};
-use crate::Server;
-
-/// How to answer each key of a retrieval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GetCmd {
-    /// Include the CAS unique (`gets`, `gats`).
-    pub cas: bool,
-    /// The new relative exptime for `gat`/`gats`; `None` for plain gets.
-    pub touch: Option<u32>,
-}
+use crate::cnum::safe_strtol as strtol;
 
 /// How far [`serve_keys`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +51,7 @@ fn skip_tokens(line: &[u8], n: usize) -> usize {
 /// Start a retrieval command. `line` is the whole command line; `t` its
 /// tokens.
 pub fn process_get(
-    server: &Server,
+    ctx: &Ctx<'_>,
     sess: &mut Session,
     line: &[u8],
     t: &Tokens<'_>,
@@ -73,11 +66,11 @@ pub fn process_get(
             out_string(sess, out, b"CLIENT_ERROR invalid exptime argument");
             return Action::Continue;
         };
-        cmd.touch = Some(server.cache.clock().realtime(e));
+        cmd.touch = Some(ctx.cache.clock().realtime(e));
         first_key = 2;
     }
     let start = skip_tokens(line, first_key);
-    match serve_keys(server, sess, cmd, &line[start..], out) {
+    match serve_keys(ctx, sess, cmd, &line[start..], out) {
         Progress::Done => Action::Flush,
         Progress::Failed => Action::Continue,
         Progress::Close => Action::Close,
@@ -88,7 +81,7 @@ pub fn process_get(
 /// Answer the space-separated keys in `keys` until done or until `out`
 /// has grown by more than `sess.get_budget`.
 pub fn serve_keys(
-    server: &Server,
+    ctx: &Ctx<'_>,
     sess: &mut Session,
     cmd: GetCmd,
     keys: &[u8],
@@ -96,7 +89,7 @@ pub fn serve_keys(
 ) -> Progress {
     let mark = out.len();
     let limit = mark.saturating_add(sess.get_budget);
-    let s = &server.stats;
+    let s = &ctx.stats;
     let mut pos = 0;
     let mut later = false;
     loop {
@@ -139,7 +132,7 @@ pub fn serve_keys(
             out_string(sess, out, b"CLIENT_ERROR bad command line format");
             return Progress::Failed;
         }
-        let hit = server.cache.get_with(key, cmd.touch, |it| {
+        let hit = ctx.cache.get_with(key, cmd.touch, |it| {
             // The budget is checked before the value is copied.
             if !sess.room(out.len(), value_reply_len(it)) {
                 return false;
@@ -160,7 +153,7 @@ pub fn serve_keys(
             sess.reply_spent = true;
             return Progress::Failed;
         }
-        server.prefix.record_get(key, hit.is_some());
+        ctx.prefix.record_get(key, hit.is_some());
         let (count, hits, misses) = if cmd.touch.is_some() {
             (&s.cmd_touch, &s.touch_hits, &s.touch_misses)
         } else {
@@ -206,6 +199,7 @@ pub fn write_value(out: &mut Vec<u8>, it: ItemView<'_>, cas: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Server;
 
     #[test]
     fn skips_tokens_like_the_tokenizer() {
@@ -226,14 +220,14 @@ mod tests {
         };
         // One 16 KiB chunk: 13 response objects, or one read buffer.
         let pool = std::sync::Arc::new(crate::conn_mem::ThreadMem::new(16 * 1024, 1));
-        let mut sess = Session {
-            mem: Some(pool.clone()),
-            ..Session::default()
-        };
+        let replies = std::sync::Arc::new(crate::mem_budget::Pool::new(1 << 30));
+        let memory = crate::conn::mem::StreamMemory::new(replies, Some(pool.clone()));
+        let mut sess = Session::default();
+        sess.lend(Box::new(memory), crate::mem_budget::STREAM_FREE, true);
         let mut out = Vec::new();
         let keys = b"a ".repeat(20);
         assert_eq!(
-            serve_keys(&server, &mut sess, cmd, &keys, &mut out),
+            serve_keys(&server.ctx(), &mut sess, cmd, &keys, &mut out),
             Progress::Failed
         );
         assert_eq!(out, b"SERVER_ERROR out of memory writing get response\r\n");
@@ -243,7 +237,7 @@ mod tests {
         assert!(pool.take_rbuf());
         out.clear();
         assert_eq!(
-            serve_keys(&server, &mut sess, cmd, b"a b", &mut out),
+            serve_keys(&server.ctx(), &mut sess, cmd, b"a b", &mut out),
             Progress::Close
         );
         assert_eq!(pool.held(), (1, 0));
@@ -263,25 +257,21 @@ mod tests {
         };
 
         let mut whole = Vec::new();
-        let mut sess = Session {
-            get_budget: usize::MAX,
-            ..Session::default()
-        };
+        let mut sess = Session::default();
+        sess.get_budget = usize::MAX;
         assert_eq!(
-            serve_keys(&server, &mut sess, cmd, &keys, &mut whole),
+            serve_keys(&server.ctx(), &mut sess, cmd, &keys, &mut whole),
             Progress::Done
         );
 
         let mut sliced = Vec::new();
-        let mut sess = Session {
-            get_budget: 250_000,
-            ..Session::default()
-        };
+        let mut sess = Session::default();
+        sess.get_budget = 250_000;
         let mut pos = 0;
         let mut pauses = 0;
         loop {
             let before = sliced.len();
-            match serve_keys(&server, &mut sess, cmd, &keys[pos..], &mut sliced) {
+            match serve_keys(&server.ctx(), &mut sess, cmd, &keys[pos..], &mut sliced) {
                 Progress::Paused(n) => {
                     assert!(sliced.len() - before <= 250_000 + 100_100);
                     pos += n;

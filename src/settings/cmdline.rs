@@ -9,10 +9,11 @@ use std::path::PathBuf;
 
 use lexopt::{Arg, Parser};
 
-use super::cnum::{atof, atoi, safe_strtoul, strtol};
+use super::config::{Protocol, Settings};
 use super::error::{GetoptError, SettingsError};
 use super::extended;
-use super::{Protocol, Settings};
+use super::state::{State, SLAB_PAGE_SIZE};
+use crate::cnum::{atof, atoi, safe_strtoul, strtol};
 
 /// memcached's getopt string: a letter followed by `:` takes a value.
 const SHORTOPTS: &str = "a:AZp:s:U:m:Mc:khiVrvdl:u:P:f:n:t:D:LR:Cb:B:I:SFXWY:e:o:N:";
@@ -70,8 +71,6 @@ const LONGOPTS: &[(&str, HasArg, char)] = &[
 /// memcached's bounds for `-I`.
 const ITEM_SIZE_MAX_LOWER_LIMIT: i64 = 1024;
 const ITEM_SIZE_MAX_UPPER_LIMIT: i64 = 1024 * 1024 * 1024;
-/// memcached 1.6 carves chunks out of 1 MiB pages whatever `-I` is.
-pub(super) const SLAB_PAGE_SIZE: i32 = 1024 * 1024;
 /// memcached's `CHUNK_ALIGN_BYTES` and `MAX_NUMBER_OF_SLAB_CLASSES - 1`.
 const CHUNK_ALIGN_BYTES: u32 = 8;
 const MAX_SLAB_SIZES: usize = 63;
@@ -84,61 +83,6 @@ pub(super) enum Action {
     Help,
     Version,
     License,
-}
-
-/// The options read so far. Values that memcached range-checks only at the
-/// end are kept in memcached's C types until then, so that out-of-range
-/// input produces memcached's message rather than a silent wrap.
-pub(super) struct State {
-    pub(super) settings: Settings,
-    pub(super) warnings: Vec<String>,
-    port: i32,
-    udp_port: i32,
-    tcp_specified: bool,
-    udp_specified: bool,
-    /// `-B` was given: `-Y` and `-o proxy_config` must then agree with it.
-    pub(super) protocol_specified: bool,
-    num_threads: i32,
-    num_napi_ids: i32,
-    item_size_max: i32,
-    pub(super) slab_chunk_max: i32,
-    /// `-o slab_chunk_max` was given, so `-I` and `no_modern` leave it be.
-    pub(super) slab_chunk_changed: bool,
-    /// Unparsed `-o slab_sizes`, checked last as memcached does.
-    pub(super) slab_sizes: Option<String>,
-    /// LRU state memcached cross-checks (`temporary_ttl`, `*_lru_pct`).
-    pub(super) lru_maintainer: bool,
-    pub(super) temp_lru: bool,
-    pub(super) hot_lru_pct: i32,
-    pub(super) warm_lru_pct: i32,
-    /// An `ext_path` was given (then `ext_page_size` may not follow).
-    pub(super) ext_path_seen: bool,
-}
-
-impl State {
-    fn new() -> State {
-        let settings = Settings::default();
-        State {
-            port: settings.port,
-            udp_port: settings.udp_port,
-            num_threads: settings.num_threads as i32,
-            num_napi_ids: 0,
-            item_size_max: settings.item_size_max as i32,
-            slab_chunk_max: settings.slab_chunk_size_max as i32,
-            settings,
-            warnings: Vec::new(),
-            tcp_specified: false,
-            udp_specified: false,
-            protocol_specified: false,
-            slab_chunk_changed: false,
-            slab_sizes: None,
-            lru_maintainer: true,
-            temp_lru: false,
-            hot_lru_pct: 20,
-            warm_lru_pct: 40,
-            ext_path_seen: false,
-        }
-    }
 }
 
 /// Read `args` (without the program name); warnings met on the way are
@@ -516,7 +460,7 @@ fn slab_sizes(raw: &str, chunk_size: usize, chunk_max: usize) -> Result<Vec<u32>
     let mut sizes = Vec::new();
     let mut last = 0u32;
     for piece in raw.split('-').filter(|p| !p.is_empty()) {
-        let size = safe_strtoul(piece).unwrap_or(0);
+        let size = safe_strtoul(piece.as_bytes()).unwrap_or(0);
         if (size as usize) < chunk_size || size as usize > chunk_max {
             return refuse(format!("slab size {size} is out of valid range"));
         }

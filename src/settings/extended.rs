@@ -46,9 +46,9 @@
 //! Debian's memcached 1.6.18, built without its proxy, refuses the same
 //! way: a server that quietly cached instead of routing would be worse.
 
-use super::cmdline::{State, SLAB_PAGE_SIZE};
-use super::cnum::{atof, atoi, safe_strtod, safe_strtol, safe_strtoul};
 use super::error::SettingsError;
+use super::state::{State, SLAB_PAGE_SIZE};
+use crate::cnum::{atof, atoi, safe_strtod, safe_strtol, safe_strtoul};
 
 /// Whether an option changed anything here.
 enum Effect {
@@ -97,12 +97,12 @@ fn need<'a>(value: Option<&'a str>, missing: &str) -> Result<&'a str, SettingsEr
 /// messages.
 fn u32_value(name: &str, value: Option<&str>) -> Result<u32, SettingsError> {
     let v = need(value, &format!("Missing {name} argument"))?;
-    safe_strtoul(v).ok_or_else(|| bad(format!("could not parse argument to {name}")))
+    safe_strtoul(v.as_bytes()).ok_or_else(|| bad(format!("could not parse argument to {name}")))
 }
 
 fn i32_value(name: &str, value: Option<&str>) -> Result<i32, SettingsError> {
     let v = need(value, &format!("Missing {name} argument"))?;
-    safe_strtol(v).ok_or_else(|| bad(format!("could not parse argument to {name}")))
+    safe_strtol(v.as_bytes()).ok_or_else(|| bad(format!("could not parse argument to {name}")))
 }
 
 fn f64_value(name: &str, value: Option<&str>) -> Result<f64, SettingsError> {
@@ -159,8 +159,8 @@ fn one(
         "slab_chunk_max" => {
             // memcached prints these two and carries on to crash; refuse.
             let v = need(value, "Missing slab_chunk_max argument")?;
-            state.slab_chunk_max =
-                safe_strtol(v).ok_or_else(|| bad("could not parse argument to slab_chunk_max"))?;
+            state.slab_chunk_max = safe_strtol(v.as_bytes())
+                .ok_or_else(|| bad("could not parse argument to slab_chunk_max"))?;
             state.slab_chunk_changed = true;
             Honoured
         }
@@ -265,7 +265,7 @@ fn one(
         }
         "lru_crawler_tocrawl" => {
             let v = need(value, "Missing lru_crawler_tocrawl value")?;
-            if safe_strtoul(v).is_none() {
+            if safe_strtoul(v.as_bytes()).is_none() {
                 return Err(bad("lru_crawler_tocrawl takes a numeric 32bit value"));
             }
             Ignored

@@ -8,12 +8,12 @@
 //! thin wrapper `main` calls.
 //!
 //! Layout: `cmdline` scans the options (on `lexopt`) and runs memcached's
-//! final consistency checks, `extended` handles `-o`, `cnum` reproduces the
-//! C number conversions memcached reads values with, `usage` holds the
-//! `-h`/`-i` texts and `error` the refusals.
+//! final consistency checks, `extended` handles `-o`, `usage` holds the
+//! `-h`/`-i` texts and `error` the refusals. Values are read with the C
+//! number conversions memcached uses ([`crate::cnum`]).
 
 mod cmdline;
-mod cnum;
+
 mod shown;
 pub use shown::InertGroup;
 mod error;
@@ -25,222 +25,12 @@ mod tests;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 
 pub use error::{GetoptError, SettingsError, EX_USAGE};
 pub use usage::{license, usage};
-
-/// The memcached release whose behaviour (and `version` reply) we mirror.
-pub const VERSION: &str = "1.6.18";
-
-/// What `-V` prints, and the first line of `-h`: clients and test suites
-/// parse it, so it names memcached, not rmemcached.
-pub const VERSION_LINE: &str = "memcached 1.6.18";
-
-/// Which protocol a listening socket speaks (`-B`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Sniff the first byte: `0x80` means binary, anything else ASCII.
-    Auto,
-    /// The text protocol only (with meta commands).
-    Ascii,
-    /// The binary protocol only.
-    Binary,
-}
-
-/// Every setting of the server. Built once by the main thread before any
-/// worker starts, then shared read-only (`Arc<Settings>`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// TCP port (`-p`, 11211). As in memcached, -1 picks a random port,
-    /// reported through the file named by `MEMCACHED_PORT_FILENAME`, and 0
-    /// opens no TCP socket at all.
-    pub port: i32,
-    /// UDP port (`-U`, 0 = off). As in memcached, a non-zero `-U` given
-    /// without `-p` becomes the TCP port as well.
-    /// -1 picks a random UDP port.
-    pub udp_port: i32,
-    /// Unix socket path (`-s`); when set, no TCP or UDP socket is opened.
-    pub socket_path: Option<PathBuf>,
-    /// Permission mask of the unix socket (`-a`, octal, 0700).
-    pub access_mask: u32,
-    /// Listen addresses (`-l`), comma-separated, each `host` or `host:port`.
-    /// `None` listens on every address (getaddrinfo's `AI_PASSIVE`).
-    pub inter: Option<String>,
-    /// Worker threads (`-t`, 4).
-    pub num_threads: usize,
-    /// Memory limit for items in bytes (`-m`, given in megabytes, 64).
-    pub maxbytes: usize,
-    /// Evict from the LRU tail when memory is full (default); `-M` turns it
-    /// off so that a full cache answers `SERVER_ERROR out of memory ...`.
-    pub evict_to_free: bool,
-    /// Maximum simultaneous connections (`-c`, 1024).
-    pub maxconns: usize,
-    /// Largest item accepted (`-I`, 1m), in bytes.
-    pub item_size_max: usize,
-    /// Slab class growth factor (`-f`, 1.25).
-    pub factor: f64,
-    /// Smallest chunk: key + value + flags space (`-n`, 48).
-    pub chunk_size: usize,
-    /// Largest slab chunk (`-o slab_chunk_max`, default half of the slab
-    /// page, 512 KiB).
-    pub slab_chunk_size_max: usize,
-    /// Size of a slab page: always 1 MiB, as in memcached 1.6.18, whatever
-    /// `-I` says (memcached 1.6 stores items larger than
-    /// `slab_chunk_size_max` as chains of chunks instead of growing pages).
-    pub slab_page_size: usize,
-    /// Requests served per connection per event before yielding (`-R`, 20).
-    pub reqs_per_event: usize,
-    /// `listen()` backlog (`-b`, 1024).
-    pub backlog: i32,
-    /// Protocol of the listening sockets (`-B`, auto).
-    pub binding_protocol: Protocol,
-    /// Whether items carry a CAS value (`-C` turns it off).
-    pub use_cas: bool,
-    /// Whether `flush_all` is allowed (`-F` turns it off).
-    pub flush_enabled: bool,
-    /// Whether the `shutdown` command is allowed (`-A`).
-    pub shutdown_command: bool,
-    /// Whether `stats cachedump` is allowed (`-X` turns it off).
-    pub dump_enabled: bool,
-    /// Whether `watch` is allowed (`-W` turns it off).
-    pub watch_enabled: bool,
-    /// Verbosity (`-v`, `-vv`, `-vvv`): 1 errors and warnings, 2 client
-    /// commands, 3 every connection state transition. Capped at 3
-    /// (memcached keeps counting, to no further effect).
-    pub verbose: u8,
-    /// Run as a daemon (`-d`).
-    pub daemonize: bool,
-    /// Where to write the pid (`-P`).
-    pub pid_file: Option<PathBuf>,
-    /// User to drop to when started as root (`-u`).
-    pub username: Option<String>,
-    /// Lock paged memory (`-k`): accepted, warned about, not done.
-    pub lock_memory: bool,
-    /// Raise the core file limit (`-r`).
-    pub maxcore: bool,
-    /// Close new connections at once when `-c` is reached (on by default;
-    /// `-o no_maxconns_fast` turns it off).
-    pub maxconns_fast: bool,
-    /// Initial hash table power (`-o hashpower`, 0 = default).
-    pub hashpower_init: u32,
-    /// Close idle connections after this many seconds (`-o idle_timeout`,
-    /// 0 = never).
-    pub idle_timeout: u32,
-    /// Bytes of read buffers and response objects all workers may hold
-    /// (`-o read_buf_mem_limit`, in megabytes; 0 = no limit); see
-    /// [`crate::conn_mem`].
-    pub read_buf_mem_limit: u32,
-    /// One `SO_REUSEPORT` UDP socket per worker instead of one shared socket
-    /// (`-o udp_reuseport`; an rmemcached extension).
-    pub udp_reuseport: bool,
-    /// Sources that get UDP replies (`-o udp_allow=CIDR;...|any`; an
-    /// rmemcached extension, see `udp_guard`).
-    pub udp_allow: crate::udp_guard::UdpAllow,
-    /// Bytes a second any one source may be sent over UDP (`-o
-    /// udp_reply_rate`, 0 = no cap; an rmemcached extension).
-    pub udp_reply_rate: u64,
-    /// Prefix delimiter for `stats detail` (`-D`, ':').
-    pub prefix_delimiter: u8,
-    /// Collect per-prefix stats from the start (set by `-D`; otherwise
-    /// only after `stats detail on`).
-    pub detail_enabled: bool,
-    /// Explicit slab class sizes in bytes, ascending (`-o slab_sizes=
-    /// 100-200-...`); empty means classes grow by `factor` from
-    /// `chunk_size`.
-    pub slab_sizes: Vec<u32>,
-    /// Number of NAPI ids (`-N`, 0 = off): validated (at most
-    /// `num_threads`) but not used, as there is no NAPI-based thread
-    /// selection here.
-    pub num_napi_ids: usize,
-    /// Try large memory pages (`-L`): accepted, warned about, not done.
-    pub large_pages: bool,
-    /// File to mmap for item memory, for a restartable cache (`-e`):
-    /// accepted, warned about, not used; memory is always anonymous.
-    pub memory_file: Option<PathBuf>,
-    /// ASCII authentication token file (`-Y`). Recorded so the server can
-    /// enforce it or refuse to start; as in memcached, giving it makes the
-    /// listeners ASCII-only unless `-B` said otherwise (then it is an
-    /// error).
-    pub auth_file: Option<PathBuf>,
-    /// Names of the extended options (`-o`) that were accepted but mean
-    /// nothing here, in the order first given, kept so that `stats
-    /// settings` and the log can show them. See the `extended` module for
-    /// which names those are.
-    pub ignored_options: Vec<String>,
-    /// Every such option as given, with its value, in order: `stats
-    /// settings` shows the last value of each (see the `shown` module).
-    pub ignored_values: Vec<(String, Option<String>)>,
-    /// Whether `slabs reassign` is allowed (`-o slab_reassign`, on by
-    /// default; `no_slab_reassign` and `no_modern` turn it off).
-    pub slab_reassign: bool,
-    /// Report `stats items` with memcached's segmented-LRU names (on by
-    /// default; `-o no_modern` turns it off, as it turns off memcached's
-    /// `lru_segmented`).
-    pub lru_segmented: bool,
-    /// Run the background pass that takes back dead items (`-o
-    /// lru_crawler`, on; `no_lru_crawler` turns it off).
-    pub lru_crawler: bool,
-    /// memcached's LRU maintainer thread (`-o no_lru_maintainer` turns it
-    /// off). There is none here; the setting only decides which `stats`
-    /// names are shown, as in memcached.
-    pub lru_maintainer_thread: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            port: 11211,
-            udp_port: 0,
-            socket_path: None,
-            access_mask: 0o700,
-            inter: None,
-            num_threads: 4,
-            maxbytes: 64 * 1024 * 1024,
-            evict_to_free: true,
-            maxconns: 1024,
-            item_size_max: 1024 * 1024,
-            factor: 1.25,
-            chunk_size: 48,
-            slab_chunk_size_max: 512 * 1024,
-            slab_page_size: 1024 * 1024,
-            reqs_per_event: 20,
-            backlog: 1024,
-            binding_protocol: Protocol::Auto,
-            use_cas: true,
-            flush_enabled: true,
-            shutdown_command: false,
-            dump_enabled: true,
-            watch_enabled: true,
-            verbose: 0,
-            daemonize: false,
-            pid_file: None,
-            username: None,
-            lock_memory: false,
-            maxcore: false,
-            maxconns_fast: true,
-            hashpower_init: 0,
-            idle_timeout: 0,
-            read_buf_mem_limit: 0,
-            udp_reuseport: false,
-            udp_allow: Default::default(),
-            udp_reply_rate: 0,
-            prefix_delimiter: b':',
-            detail_enabled: false,
-            slab_sizes: Vec::new(),
-            num_napi_ids: 0,
-            large_pages: false,
-            memory_file: None,
-            auth_file: None,
-            ignored_options: Vec::new(),
-            ignored_values: Vec::new(),
-            slab_reassign: true,
-            lru_segmented: true,
-            lru_crawler: true,
-            lru_maintainer_thread: true,
-        }
-    }
-}
+mod config;
+pub use config::{Protocol, Settings, VERSION, VERSION_LINE};
+mod state;
 
 /// What the command line asks for.
 #[derive(Debug)]

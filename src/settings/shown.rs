@@ -5,8 +5,8 @@
 //! TLS) would show them: its default, or the value last given with `-o`,
 //! parsed and formatted as memcached does.
 
-use super::cnum::{atof, atoi, safe_strtoul};
-use super::Settings;
+use super::config::Settings;
+use crate::cnum::{atof, atoi, safe_strtoul};
 
 impl Settings {
     /// The last value given for the accepted-but-inert `-o` option `name`
@@ -40,7 +40,7 @@ impl Settings {
         let uint = |name: &str, default: u64, scale: u64| {
             self.given(name)
                 .flatten()
-                .and_then(safe_strtoul)
+                .and_then(|v| safe_strtoul(v.as_bytes()))
                 .map_or(default, |v| u64::from(v).wrapping_mul(scale) & 0xffff_ffff)
                 .to_string()
         };

@@ -494,7 +494,7 @@ fn extended_option_errors() {
 
 #[test]
 fn c_number_conversions() {
-    use super::cnum::{atof, atoi, safe_strtol, safe_strtoul};
+    use crate::cnum::{atof, atoi, safe_strtol, safe_strtoul};
     assert_eq!(
         (atoi(" 42abc"), atoi("-3"), atoi("+7"), atoi("x1")),
         (42, -3, 7, 0)
@@ -505,19 +505,23 @@ fn c_number_conversions() {
         (2.5, 1.0, 0.5, 0.0)
     );
     assert_eq!(
-        (safe_strtoul("12"), safe_strtoul("12 "), safe_strtoul("12x")),
+        (
+            safe_strtoul(b"12"),
+            safe_strtoul(b"12 "),
+            safe_strtoul(b"12x")
+        ),
         (Some(12), Some(12), None)
     );
     assert_eq!(
         (
-            safe_strtoul("-1"),
-            safe_strtoul(""),
-            safe_strtoul("4294967296")
+            safe_strtoul(b"-1"),
+            safe_strtoul(b""),
+            safe_strtoul(b"4294967296")
         ),
         (None, None, Some(0))
     );
     assert_eq!(
-        (safe_strtol("-5"), safe_strtol("99999999999999999999")),
+        (safe_strtol(b"-5"), safe_strtol(b"99999999999999999999")),
         (Some(-5), None)
     );
 }

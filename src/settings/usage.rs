@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Protocol, Settings, VERSION_LINE};
+use super::config::{Protocol, Settings, VERSION_LINE};
 
 /// One line per option: the flags, then what they do.
 fn row(out: &mut String, flags: &str, what: &str) {

@@ -1,6 +1,9 @@
 //! Request/reply tables for the ASCII protocol, run without sockets.
 
 use super::*;
+use crate::proto::complete::complete_nread;
+use crate::proto::tokens::MAX_TOKENS;
+use crate::server::Server;
 use crate::settings::Settings;
 
 fn server() -> Server {
@@ -20,12 +23,12 @@ fn run(server: &Server, input: &[u8]) -> Vec<u8> {
         }
         let line = &input[pos..pos + end];
         pos += nl + 1;
-        match process_command(server, &mut sess, line, &mut out) {
+        match process_command(&server.ctx(), &mut sess, line, &mut out) {
             Action::Continue | Action::Flush => {}
             Action::Nread(p) => {
                 let data = &input[pos..(pos + p.vlen).min(input.len())];
                 pos += data.len();
-                complete_nread(server, &mut sess, p, data, &mut out);
+                complete_nread(&server.ctx(), &mut sess, p, data, &mut out);
             }
             Action::Swallow(n) => pos = (pos + n).min(input.len()),
             other => {

@@ -47,13 +47,14 @@ require_memaslap_setup() {
     taskset -c 0,1 true 2>/dev/null || die "cannot pin to cores 0 and 1 (taskset -c 0,1)"
 }
 
-# release_build: unless RMC_BIN is set, build the release binaries and
-# point RMC_BIN at rmemcached.
+# release_build: unless RMC_BIN is set, build the release binaries of the
+# workspace (rmemcached and rmc-load, both in target/release/) and point
+# RMC_BIN at rmemcached.
 release_build() {
     if [ -z "${RMC_BIN:-}" ]; then
         command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
-        log "cargo build --release"
-        cargo build --release --quiet
+        log "cargo build --release --workspace"
+        cargo build --release --workspace --quiet
         RMC_BIN=target/release/rmemcached
     fi
     [ -x "$RMC_BIN" ] || die "no rmemcached at $RMC_BIN"

@@ -10,7 +10,8 @@
 #
 # One command on a Debian machine with at least 2 cores: it installs what is
 # missing with apt-get (memcached, python3; through sudo when not root),
-# builds with `cargo build --release` (cargo must be there: https://rustup.rs),
+# builds with `cargo build --release --workspace` (cargo must be there:
+# https://rustup.rs),
 # runs everything (about 4 minutes; --quick: about 1), and writes
 #     target/bench/reuseport.md             the tables, the machine, the
 #                                           exact commands (also printed)

@@ -6,8 +6,9 @@
 #
 # One command on a fresh Debian machine with at least 2 cores: it installs
 # what is missing with apt-get (memcached, libmemcached-tools, gnuplot-nox,
-# util-linux, python3; through sudo when not root), builds rmemcached with
-# `cargo build --release` (cargo itself must be there: https://rustup.rs),
+# util-linux, python3; through sudo when not root), builds rmemcached and
+# rmc-load with `cargo build --release --workspace` (cargo itself must be
+# there: https://rustup.rs),
 # runs everything, and writes
 #     target/bench/results.md   the table below, with the machine and the
 #                               exact command lines (also printed at the end)

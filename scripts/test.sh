@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need (the real memcached for the differential
-# tests, libmemcached-tools for memaslap/memcapable), then run the tests.
+# tests, libmemcached-tools for memaslap/memcapable), then run the tests of
+# the whole workspace: the server, and the load generator rmc-load, whose
+# end-to-end test starts the server binary that this same command builds.
+# Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +17,4 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 
-cargo test "$@"
+cargo test --workspace "$@"

@@ -2,6 +2,9 @@
 //! replies span several datagrams, against rmemcached (one reply message
 //! per request) and against the real memcached (one message per key, then
 //! `END`); closed- and open-loop TCP runs; and the loopback-only rule.
+//!
+//! The server binary comes from the other package of the workspace: see
+//! [`common::server_bin`] for how it is found.
 mod common;
 
 use std::process::{Command, Output};
@@ -164,14 +167,7 @@ fn open_loop_over_tcp_on_three_connections() {
     let sent = field(&stdout, "sent");
     assert!((2950.0..=3000.0).contains(&sent), "{stdout}");
     // The server saw the preload's connection, the three of the run and
-    // this one.
-    let mut c = server.tcp();
-    let stats = String::from_utf8(common::request(&mut c, b"stats\r\n", b"END\r\n")).unwrap();
-    let total: u64 = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("STAT total_connections "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(total >= 5, "{stats}");
+    // the one that asks.
+    let total = server.stat("total_connections");
+    assert!(total >= 5, "total_connections {total}");
 }

@@ -55,7 +55,7 @@ fn startup_line(st: &Settings, l: &crate::listen::Listeners) -> String {
     let tcp = addrs(
         l.tcp
             .iter()
-            .filter_map(|t| t.local_addr().ok())
+            .filter_map(|(t, _)| t.local_addr().ok())
             .map(|a| a.to_string())
             .collect(),
     );
@@ -82,13 +82,18 @@ fn startup_line(st: &Settings, l: &crate::listen::Listeners) -> String {
 
 /// A listening socket watched by the main thread.
 enum Listener {
-    Tcp(TcpListener),
+    /// A TCP listener, and whether its connections speak TLS.
+    Tcp(TcpListener, bool),
     Unix(UnixListener),
 }
 
 /// Open the sockets, start the workers and run the accept loop (which also
 /// ticks the clock once a second). Returns only on a fatal error.
-pub fn run(settings: Settings, auth: Option<crate::auth::AuthFile>) -> Result<(), String> {
+pub fn run(
+    settings: Settings,
+    auth: Option<crate::auth::AuthFile>,
+    tls: Option<crate::tls::TlsContext>,
+) -> Result<(), String> {
     let listeners = crate::listen::open_all(&settings)?;
     if !listeners.udp.is_empty() && settings.udp_allow == crate::udp_guard::UdpAllow::Any {
         log::warn!(
@@ -105,6 +110,10 @@ pub fn run(settings: Settings, auth: Option<crate::auth::AuthFile>) -> Result<()
     }
     let mut server = Server::new(settings);
     server.auth = auth;
+    server.tls = tls.map(Arc::new);
+    if let Some(t) = &server.tls {
+        t.mark_loaded(server.cache.clock().now());
+    }
     let server = Arc::new(server);
     let udp_count = listeners.udp.len() as u64;
     server.gauges.curr_connections.fetch_add(
@@ -122,11 +131,11 @@ pub fn run(settings: Settings, auth: Option<crate::auth::AuthFile>) -> Result<()
         let state = crate::conn::ConnState::Listening;
         server.conn_list.add(fd, false, addr, None, state, now);
     };
-    for l in listeners.tcp {
+    for (l, tls) in listeners.tcp {
         if let Ok(a) = l.local_addr() {
             list(l.as_raw_fd(), crate::conn_list::inet_text(false, a));
         }
-        socks.push(Listener::Tcp(TcpListener::from_std(l)));
+        socks.push(Listener::Tcp(TcpListener::from_std(l), tls));
     }
     if let Some(l) = listeners.unix {
         let path = server.settings.socket_path.as_deref();
@@ -135,7 +144,7 @@ pub fn run(settings: Settings, auth: Option<crate::auth::AuthFile>) -> Result<()
     }
     for (i, l) in socks.iter_mut().enumerate() {
         let src: &mut dyn mio::event::Source = match l {
-            Listener::Tcp(t) => t,
+            Listener::Tcp(t, _) => t,
             Listener::Unix(u) => u,
         };
         poll.registry()
@@ -220,7 +229,7 @@ fn stop(server: &Server, why: Stop, workers: Workers) {
 fn accept_all(l: &Listener, server: &Server, workers: &mut Workers) {
     loop {
         let res = match l {
-            Listener::Tcp(t) => t.accept().map(|(s, _)| {
+            Listener::Tcp(t, _) => t.accept().map(|(s, _)| {
                 let _ = s.set_nodelay(true);
                 Transport::Tcp(s)
             }),
@@ -245,6 +254,21 @@ fn accept_all(l: &Listener, server: &Server, workers: &mut Workers) {
             refuse(transport);
             continue;
         }
+        // A TLS listener's connection starts its session here, as
+        // memcached's listener calls SSL_accept (the handshake itself runs
+        // on the worker, as the bytes come).
+        let transport = match (transport, l, &server.tls) {
+            (Transport::Tcp(s), Listener::Tcp(_, true), Some(ctx)) => {
+                match crate::conn::tls::TlsStream::new(s, ctx.clone()) {
+                    Ok(t) => Transport::Tls(Box::new(t)),
+                    Err(e) => {
+                        log::warn!("TLS session: {e}");
+                        continue;
+                    }
+                }
+            }
+            (t, _, _) => t,
+        };
         g.curr_connections.fetch_add(1, Ordering::Relaxed);
         g.connection_structures.fetch_add(1, Ordering::Relaxed);
         server
@@ -260,6 +284,6 @@ fn refuse(transport: Transport) {
     let _ = match transport {
         Transport::Tcp(mut s) => s.write(MSG),
         Transport::Unix(mut s) => s.write(MSG),
-        Transport::Udp(_) => Ok(0),
+        Transport::Udp(_) | Transport::Tls(_) => Ok(0),
     };
 }

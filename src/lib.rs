@@ -44,6 +44,7 @@
 //! | | [`mem_budget`] | what one client can make the server hold | (item references) |
 //! | | [`conn_mem`] | `-o read_buf_mem_limit` pools | `thread.c`'s `rbuf` cache, `resp_start` |
 //! | | [`sync`], [`auth`] | locks; the `-Y` file | `pthread_mutex_lock`; `authfile.c` |
+//! | | [`tls`] | the TLS configuration, `refresh_certs` | `tls.c` |
 //! | storage | [`cache`] | hash tables, slab pages, items, LRUs, crawler | `assoc.c`, `items.c`, `slabs.c`, `crawler.c` |
 //! | shared state | [`server`] | what every thread shares | globals `settings`, `stats_state` |
 //! | | [`counters`] | counters and gauges | `struct stats`, `thread_stats` |
@@ -74,6 +75,7 @@
 //! | `crawler.c` | `cache/evict.rs` (the once-a-second crawl) |
 //! | `stats_prefix.c` | [`stats_prefix`] |
 //! | `authfile.c` | [`auth`], [`proto::auth`] |
+//! | `tls.c` | [`tls`], [`conn::tls`] |
 //! | `util.c` | [`cnum`] |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
@@ -101,6 +103,7 @@ pub mod stats;
 pub mod stats_prefix;
 pub mod sync;
 pub mod thread;
+pub mod tls;
 pub mod udp;
 pub mod udp_batch;
 pub mod udp_guard;

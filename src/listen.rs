@@ -32,8 +32,9 @@ pub enum Transport {
 /// Every socket the server listens on.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// TCP listeners, watched by the main thread.
-    pub tcp: Vec<std::net::TcpListener>,
+    /// TCP listeners, watched by the main thread, each with whether its
+    /// connections speak TLS (`-Z`, unless `-l` gave it as `notls:`).
+    pub tcp: Vec<(std::net::TcpListener, bool)>,
     /// UDP sockets, one group per resolved address. A group holds one
     /// socket that every worker clones, or with `-o udp_reuseport` one
     /// `SO_REUSEPORT` socket per worker, between which the kernel spreads
@@ -130,6 +131,7 @@ fn new_socket(addr: &SocketAddr, transport: Transport, reuse_port: bool) -> io::
 fn server_socket(
     host: Option<&str>,
     port: u16,
+    tls: bool,
     transport: Transport,
     settings: &Settings,
     out: &mut Listeners,
@@ -181,7 +183,7 @@ fn server_socket(
         match transport {
             Transport::Tcp => {
                 sock.listen(settings.backlog)?;
-                out.tcp.push(sock.into());
+                out.tcp.push((sock.into(), tls));
             }
             Transport::Udp if reuse_port => {
                 // The rest of the group binds to the port the first got.
@@ -209,17 +211,38 @@ fn server_sockets(
     out: &mut Listeners,
     port_file: &mut Option<fs::File>,
 ) -> io::Result<()> {
-    let specs: Vec<(Option<String>, u16)> = match &settings.inter {
-        None => vec![(None, port)],
+    let tls = settings.tls.enabled;
+    let specs: Vec<(Option<String>, u16, bool)> = match &settings.inter {
+        None => vec![(None, port, tls)],
         Some(list) => list
-            .split(',')
+            .split([',', ';'])
             .filter(|s| !s.is_empty())
-            .map(|s| split_interface(s, port))
+            .map(|s| {
+                // memcached's `notls:` prefix, valid only with -Z.
+                let (s, tls) = match s.strip_prefix("notls:") {
+                    Some(_) if !tls => {
+                        return Err(io::Error::other(
+                            "'notls' option is valid only when SSL is enabled",
+                        ))
+                    }
+                    Some(rest) => (rest, false),
+                    None => (s, tls),
+                };
+                split_interface(s, port).map(|(h, p)| (h, p, tls))
+            })
             .collect::<io::Result<_>>()?,
     };
     let mut bound = 0;
-    for (host, port) in specs {
-        bound += server_socket(host.as_deref(), port, transport, settings, out, port_file)?;
+    for (host, port, tls) in specs {
+        bound += server_socket(
+            host.as_deref(),
+            port,
+            tls,
+            transport,
+            settings,
+            out,
+            port_file,
+        )?;
     }
     if bound == 0 {
         return Err(io::Error::from(io::ErrorKind::AddrInUse));

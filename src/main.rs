@@ -24,9 +24,33 @@ fn main() {
         eprintln!("{msg}");
         std::process::exit(code);
     });
-    if let Err(msg) = rmemcached::accept::run(settings, auth) {
+    let tls = tls_context(&settings);
+    if let Err(msg) = rmemcached::accept::run(settings, auth, tls) {
         eprintln!("{msg}");
         // memcached exits with EX_OSERR when it cannot listen.
         std::process::exit(71);
+    }
+}
+
+/// memcached's `ssl_init` at start: with `-Z`, the certificates must load,
+/// or the process exits with `EX_USAGE` and memcached's message.
+fn tls_context(settings: &rmemcached::settings::Settings) -> Option<rmemcached::tls::TlsContext> {
+    use rmemcached::tls::TlsContext;
+    if !settings.tls.enabled {
+        return None;
+    }
+    if settings.port == 0 {
+        eprintln!("ERROR: You cannot enable SSL without a TCP port.");
+        std::process::exit(64);
+    }
+    for w in TlsContext::warnings(&settings.tls) {
+        log::warn!("{w}");
+    }
+    match TlsContext::new(&settings.tls, 0) {
+        Ok(ctx) => Some(ctx),
+        Err(msg) => {
+            eprint!("{msg}");
+            std::process::exit(64);
+        }
     }
 }

@@ -43,6 +43,8 @@ pub struct Server {
     pub thread_mem: Vec<Arc<crate::conn_mem::ThreadMem>>,
     /// The `-Y` file: stream connections must authenticate first.
     pub auth: Option<crate::auth::AuthFile>,
+    /// TLS (`-Z`): the configuration new TLS connections start from.
+    pub tls: Option<Arc<crate::tls::TlsContext>>,
     /// The reply budget of one UDP request datagram (`mem_budget`).
     pub udp_reply_budget: usize,
     /// Unsent stream replies past what each connection holds free
@@ -95,6 +97,7 @@ impl Server {
             stop: AtomicU8::new(0),
             main_waker: OnceLock::new(),
             auth: None,
+            tls: None,
             udp_reply_budget: budget::udp_reply_budget(settings.item_size_max),
             reply_pool: Arc::new(budget::Pool::new(budget::reply_pool_limit(
                 settings.item_size_max,

@@ -142,6 +142,20 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
         stat(out, "lru_maintainer_juggles", 0);
     }
     for name in ZERO_FIELDS_MID {
+        // memcached shows its TLS counters after `log_watchers`.
+        if *name == "unexpected_napi_ids" {
+            if let Some(tls) = &server.tls {
+                if tls.session_cache() {
+                    stat(out, "ssl_new_sessions", get(&tls.new_sessions));
+                }
+                stat(out, "ssl_handshake_errors", get(&tls.handshake_errors));
+                stat(
+                    out,
+                    "time_since_server_cert_refresh",
+                    tls.since_refresh(now),
+                );
+            }
+        }
         stat(out, name, 0);
     }
     stat(out, "bytes", c.bytes.load(Ordering::Relaxed));
@@ -448,5 +462,12 @@ impl Admin for Server {
 
     fn set_verbosity(&self, level: u32) {
         Server::set_verbosity(self, level)
+    }
+
+    fn refresh_certs(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(tls) => tls.refresh(self.cache.clock().now()),
+            None => Err("Error TLS not enabled\r\n".to_string()),
+        }
     }
 }

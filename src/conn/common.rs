@@ -2,7 +2,7 @@
 //! `conn_set_state`, the line in `stats conns`, and what the machine tells
 //! the worker.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -120,4 +120,16 @@ pub(crate) fn would_block(e: &io::Error) -> bool {
 
 pub(crate) fn interrupted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
+}
+
+/// What the stream machine reads requests from and writes replies to: a
+/// socket, a TLS session over one, or an in-memory stream in tests.
+pub trait ByteStream: Read + Write {
+    /// Whether a read that returns fewer bytes than it was offered proves
+    /// the source empty at that moment. True of a socket (the machine then
+    /// waits for the next edge without a read that would only say
+    /// `WouldBlock`); not of TLS, whose reads end at a record's end.
+    fn short_read_drains(&self) -> bool {
+        true
+    }
 }

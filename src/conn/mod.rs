@@ -21,11 +21,13 @@
 //! | [`udp`] | the UDP machine | `try_read_udp`, `transmit_udp` |
 //! | [`read_buf`] | the read buffer | `c->rbuf`, `try_read_network` |
 //! | [`mem`] | what a stream's replies are charged to | `resp_start`, `resp_finish` |
+//! | [`tls`] | a TLS session as a byte stream | `ssl_read`, `ssl_write` |
 
 pub mod common;
 pub mod mem;
 pub mod read_buf;
 pub mod stream;
+pub mod tls;
 pub mod udp;
 
 #[cfg(test)]
@@ -43,7 +45,7 @@ use crate::conn_mem::ThreadMem;
 pub use crate::conn_state::ConnState;
 use crate::counters::Gauges;
 use crate::server::Server;
-pub use common::{Common, Outcome};
+pub use common::{ByteStream, Common, Outcome};
 
 /// A socket handed to a worker: accepted by the main thread, or the
 /// worker's handle on a UDP socket.
@@ -55,6 +57,8 @@ pub enum Transport {
     Unix(UnixStream),
     /// This worker's handle on the shared UDP socket.
     Udp(UdpSocket),
+    /// An accepted TCP connection that speaks TLS.
+    Tls(Box<tls::TlsStream>),
 }
 
 /// The byte stream under a stream connection.
@@ -64,6 +68,8 @@ pub enum StreamSock {
     Tcp(TcpStream),
     /// A unix socket.
     Unix(UnixStream),
+    /// TLS over TCP.
+    Tls(Box<tls::TlsStream>),
 }
 
 impl Read for StreamSock {
@@ -71,6 +77,7 @@ impl Read for StreamSock {
         match self {
             StreamSock::Tcp(s) => s.read(buf),
             StreamSock::Unix(s) => s.read(buf),
+            StreamSock::Tls(s) => s.read(buf),
         }
     }
 }
@@ -80,11 +87,21 @@ impl Write for StreamSock {
         match self {
             StreamSock::Tcp(s) => s.write(buf),
             StreamSock::Unix(s) => s.write(buf),
+            StreamSock::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            StreamSock::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ByteStream for StreamSock {
+    fn short_read_drains(&self) -> bool {
+        !matches!(self, StreamSock::Tls(_))
     }
 }
 
@@ -120,6 +137,11 @@ impl Conn {
                 Part::Stream(StreamSock::Unix(s), Box::default()),
             ),
             Transport::Udp(s) => (ConnState::Read, s.as_raw_fd(), Part::Udp(s, Box::default())),
+            Transport::Tls(s) => (
+                ConnState::NewCmd,
+                s.socket().as_raw_fd(),
+                Part::Stream(StreamSock::Tls(s), Box::default()),
+            ),
         };
         let mut conn = Conn {
             common: Common::new(state, fd, now),
@@ -172,6 +194,10 @@ impl Conn {
                 s.peer_addr().map(|a| inet_text(false, a)),
                 s.local_addr().ok().map(|a| inet_text(false, a)),
             ),
+            Part::Stream(StreamSock::Tls(t), _) => (
+                t.socket().peer_addr().map(|a| inet_text(false, a)),
+                t.socket().local_addr().ok().map(|a| inet_text(false, a)),
+            ),
             Part::Stream(StreamSock::Unix(s), _) => (
                 Ok(unix_text(None)),
                 s.local_addr()
@@ -215,6 +241,7 @@ impl Conn {
         match &mut self.part {
             Part::Stream(StreamSock::Tcp(s), _) => s,
             Part::Stream(StreamSock::Unix(s), _) => s,
+            Part::Stream(StreamSock::Tls(t), _) => t.socket_mut(),
             Part::Udp(s, _) => s,
         }
     }

@@ -6,10 +6,11 @@
 //! it runs the same over a socket, over a TLS session, and over the
 //! in-memory streams of its unit tests.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::common::ByteStream;
 use super::common::{interrupted, would_block, Common, Outcome};
 use super::mem::StreamMemory;
 use super::read_buf::{ReadBuf, READ_SIZE};
@@ -133,7 +134,7 @@ impl StreamConn {
     /// `conn_read`: take a read-buffer chunk from the worker's pool if
     /// counted and not held (memcached closes when there is none; an error
     /// other than `WouldBlock` does that here), then read.
-    fn take_rbuf_then_read<S: Read>(
+    fn take_rbuf_then_read<S: ByteStream>(
         &mut self,
         c: &mut Common,
         sock: &mut S,
@@ -152,7 +153,7 @@ impl StreamConn {
 
     /// One read into the buffer (memcached's `try_read_network`).
     #[inline]
-    fn read<S: Read>(
+    fn read<S: ByteStream>(
         &mut self,
         c: &mut Common,
         sock: &mut S,
@@ -177,7 +178,7 @@ impl StreamConn {
             c.sync_read_buf(&server.gauges, self.rbuf.capacity());
         }
         let (res, short) = self.rbuf.read_from(sock);
-        self.drained = short;
+        self.drained = short && sock.short_read_drains();
         if let Ok(n) = res {
             server
                 .stats
@@ -202,7 +203,7 @@ impl StreamConn {
 
     /// Run the machine until the connection must wait, has used its `-R`
     /// budget, or is done.
-    pub fn drive<S: Read + Write>(
+    pub fn drive<S: ByteStream>(
         &mut self,
         c: &mut Common,
         sock: &mut S,
@@ -310,7 +311,16 @@ impl StreamConn {
                 }
                 ConnState::Write | ConnState::Mwrite => {
                     if self.wpos >= self.wbuf.len() {
-                        self.written(c);
+                        // A TLS stream may still hold encrypted bytes.
+                        match sock.flush() {
+                            Ok(()) => self.written(c),
+                            Err(e) if would_block(&e) => return Outcome::Idle,
+                            Err(e) if interrupted(&e) => {}
+                            Err(e) => {
+                                log::debug!("write error: {e}");
+                                c.set_state(ConnState::Closing);
+                            }
+                        }
                         continue;
                     }
                     match sock.write(&self.wbuf[self.wpos..]) {
@@ -358,7 +368,7 @@ impl StreamConn {
 
     /// Read more bytes while in `Nread` or `Swallow`; `Some` when the
     /// machine must stop.
-    fn read_more<S: Read>(
+    fn read_more<S: ByteStream>(
         &mut self,
         c: &mut Common,
         sock: &mut S,

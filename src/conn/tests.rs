@@ -62,6 +62,8 @@ impl Read for Pipe {
     }
 }
 
+impl super::common::ByteStream for Pipe {}
+
 impl Write for Pipe {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.window == 0 {

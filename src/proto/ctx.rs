@@ -57,4 +57,7 @@ pub trait Admin {
     fn verbosity(&self) -> u8;
     /// The `verbosity` command.
     fn set_verbosity(&self, level: u32);
+    /// `refresh_certs`: load the TLS certificates again; the error is
+    /// memcached's whole reply.
+    fn refresh_certs(&self) -> Result<(), String>;
 }

@@ -149,6 +149,13 @@ pub fn process_command(
             );
         }
         b"quit" => return Action::Quit,
+        b"refresh_certs" => {
+            set_noreply_maybe(sess, &t);
+            match ctx.admin.refresh_certs() {
+                Ok(()) => out_string(sess, out, b"OK"),
+                Err(msg) => out.extend_from_slice(msg.as_bytes()),
+            }
+        }
         b"shutdown" => return process_shutdown(ctx, sess, &t, out),
         b"verbosity" => {
             if want(n == 3 || n == 4, sess, out) {

@@ -222,7 +222,7 @@ fn apply(
     let s = &mut state.settings;
     match opt {
         'A' => s.shutdown_command = true,
-        'Z' => return Err(SettingsError::NotBuiltWith("TLS")),
+        'Z' => s.tls.enabled = true,
         // strtol base 8: "0777x" is 0o777, garbage is 0, as with chmod-ish C.
         'a' => s.access_mask = strtol(&text, 8).value as u32,
         'U' => {

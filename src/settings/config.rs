@@ -131,6 +131,8 @@ pub struct Settings {
     /// File to mmap for item memory, for a restartable cache (`-e`):
     /// accepted, warned about, not used; memory is always anonymous.
     pub memory_file: Option<PathBuf>,
+    /// TLS: `-Z` and the `ssl_*` options of `-o`.
+    pub tls: TlsSettings,
     /// ASCII authentication token file (`-Y`). Recorded so the server can
     /// enforce it or refuse to start; as in memcached, giving it makes the
     /// listeners ASCII-only unless `-B` said otherwise (then it is an
@@ -204,6 +206,7 @@ impl Default for Settings {
             num_napi_ids: 0,
             large_pages: false,
             memory_file: None,
+            tls: TlsSettings::default(),
             auth_file: None,
             ignored_options: Vec::new(),
             ignored_values: Vec::new(),
@@ -211,6 +214,53 @@ impl Default for Settings {
             lru_segmented: true,
             lru_crawler: true,
             lru_maintainer_thread: true,
+        }
+    }
+}
+
+/// memcached's `settings.ssl_*`: TLS on the TCP listeners (`-Z`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `-Z`: TCP listeners speak TLS (but those given as `notls:` in `-l`).
+    pub enabled: bool,
+    /// `ssl_chain_cert`: the server's certificate chain (PEM).
+    pub chain_cert: Option<PathBuf>,
+    /// `ssl_key`: the server's private key.
+    pub key: Option<PathBuf>,
+    /// `ssl_keyformat`: OpenSSL's file type of the key, 1 (PEM, the
+    /// default) or 2 (DER).
+    pub keyformat: i32,
+    /// `ssl_verify_mode` as given: 0 none, 1 request, 2 require, 3 once.
+    pub verify_mode: i32,
+    /// `ssl_ciphers`: OpenSSL's cipher list for TLS 1.2.
+    pub ciphers: Option<String>,
+    /// `ssl_ca_cert`: the CAs client certificates are checked against.
+    pub ca_cert: Option<PathBuf>,
+    /// `ssl_wbuf_size` in bytes (given in KiB; 16 KiB by default).
+    pub wbuf_size: u32,
+    /// `ssl_session_cache`: resume sessions the server cached.
+    pub session_cache: bool,
+    /// `ssl_kernel_tls`: ask for kernel TLS offload.
+    pub kernel_tls: bool,
+    /// `ssl_min_version` as given: 0 TLS 1.0, 1 TLS 1.1, 2 TLS 1.2 (the
+    /// default), 3 TLS 1.3.
+    pub min_version: i32,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            enabled: false,
+            chain_cert: None,
+            key: None,
+            keyformat: 1,
+            verify_mode: 0,
+            ciphers: None,
+            ca_cert: None,
+            wbuf_size: 16 * 1024,
+            session_cache: false,
+            kernel_tls: false,
+            min_version: 2,
         }
     }
 }

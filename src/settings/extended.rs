@@ -314,9 +314,13 @@ fn one(
             state.temp_lru = true;
             Ignored
         }
+        "ssl_wbuf_size" => {
+            let kb = u32_value(name, value)?;
+            state.settings.tls.wbuf_size = kb.wrapping_mul(1024);
+            Ignored
+        }
         "watcher_logbuf_size"
         | "worker_logbuf_size"
-        | "ssl_wbuf_size"
         | "ext_wbuf_size"
         | "ext_threads"
         | "ext_io_depth"
@@ -352,19 +356,41 @@ fn one(
             Ignored
         }
         "ssl_keyformat" => {
-            i32_value(name, value)?;
+            state.settings.tls.keyformat = i32_value(name, value)?;
             Ignored
         }
         "ssl_verify_mode" | "ssl_min_version" => {
-            if !(0..=3).contains(&i32_value(name, value)?) {
+            let n = i32_value(name, value)?;
+            if !(0..=3).contains(&n) {
                 return Err(bad(format!(
                     "Invalid {name}. Use help to see valid options."
                 )));
             }
+            let tls = &mut state.settings.tls;
+            if name == "ssl_verify_mode" {
+                tls.verify_mode = n;
+            } else {
+                tls.min_version = n;
+            }
             Ignored
         }
         "ssl_chain_cert" | "ssl_key" | "ssl_ciphers" | "ssl_ca_cert" => {
-            need(value, &format!("Missing {name} argument"))?;
+            let v = need(value, &format!("Missing {name} argument"))?.to_string();
+            let tls = &mut state.settings.tls;
+            match name {
+                "ssl_chain_cert" => tls.chain_cert = Some(v.into()),
+                "ssl_key" => tls.key = Some(v.into()),
+                "ssl_ciphers" => tls.ciphers = Some(v),
+                _ => tls.ca_cert = Some(v.into()),
+            }
+            Ignored
+        }
+        "ssl_session_cache" => {
+            state.settings.tls.session_cache = true;
+            Ignored
+        }
+        "ssl_kernel_tls" => {
+            state.settings.tls.kernel_tls = true;
             Ignored
         }
         "no_hashexpand"
@@ -377,8 +403,6 @@ fn one(
         | "no_drop_privileges"
         | "relaxed_privileges"
         | "sock_cookie_id"
-        | "ssl_session_cache"
-        | "ssl_kernel_tls"
         | "ext_drop_unread" => Ignored,
         _ => return Err(SettingsError::IllegalSuboption(item.to_owned())),
     })

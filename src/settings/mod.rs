@@ -29,7 +29,7 @@ use std::io::Write;
 pub use error::{GetoptError, SettingsError, EX_USAGE};
 pub use usage::{license, usage};
 mod config;
-pub use config::{Protocol, Settings, VERSION, VERSION_LINE};
+pub use config::{Protocol, Settings, TlsSettings, VERSION, VERSION_LINE};
 mod state;
 
 /// What the command line asks for.

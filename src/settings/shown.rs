@@ -130,10 +130,18 @@ impl Settings {
                         float("slab_automove_freeratio", 0.01, 3),
                     ),
                     ("ext_drop_unread", flag("ext_drop_unread")),
-                    ("ssl_enabled", "no".to_string()),
+                    (
+                        "ssl_enabled",
+                        if self.tls.enabled { "yes" } else { "no" }.to_string(),
+                    ),
                     ("ssl_chain_cert", text("ssl_chain_cert", "(null)")),
                     ("ssl_key", text("ssl_key", "(null)")),
-                    ("ssl_verify_mode", int("ssl_verify_mode", 0)),
+                    // OpenSSL's flags: PEER 1, FAIL_IF_NO_PEER_CERT 2,
+                    // CLIENT_ONCE 4.
+                    (
+                        "ssl_verify_mode",
+                        [0, 1, 3, 7][self.tls.verify_mode.clamp(0, 3) as usize].to_string(),
+                    ),
                     ("ssl_keyformat", int("ssl_keyformat", 1)),
                     ("ssl_ciphers", text("ssl_ciphers", "NULL")),
                     ("ssl_ca_cert", text("ssl_ca_cert", "NULL")),

@@ -336,15 +336,22 @@ fn paths_users_and_listen_addresses() {
 }
 
 #[test]
-fn missing_features_are_refused() {
+fn missing_features_are_refused_and_tls_is_read() {
     assert_eq!(
         fail(&["-S"]),
         ("This server is not built with SASL support.".into(), 64)
     );
-    assert_eq!(
-        fail(&["-Z"]),
-        ("This server is not built with TLS support.".into(), 64)
-    );
+    let tls = run(&[
+        "-Z",
+        "-o",
+        "ssl_chain_cert=c.pem,ssl_key=k.der,ssl_keyformat=2,ssl_verify_mode=2,ssl_wbuf_size=32",
+    ])
+    .tls;
+    assert!(tls.enabled);
+    assert_eq!(tls.chain_cert.as_deref(), Some("c.pem".as_ref()));
+    assert_eq!(tls.key.as_deref(), Some("k.der".as_ref()));
+    assert_eq!((tls.keyformat, tls.verify_mode), (2, 2));
+    assert_eq!((tls.wbuf_size, tls.min_version), (32 * 1024, 2));
     assert_eq!(
         run(&["-Y", "/etc/tokens"]).binding_protocol,
         Protocol::Ascii

@@ -184,7 +184,7 @@ pub fn usage() -> String {
         "accepted (at most -t); no NAPI thread selection",
     );
     row(r, "-S, --enable-sasl", "refused: this server has no SASL");
-    row(r, "-Z, --enable-ssl", "refused: this server has no TLS");
+    row(r, "-Z, --enable-ssl", "enable TLS/SSL (rustls)");
     row(
         r,
         "-o, --extended=<opt>[,...]",

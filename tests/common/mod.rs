@@ -1,7 +1,11 @@
 //! Shared helpers for the integration tests: start the real `rmemcached`
 //! binary (or memcached) on random ports, talk to it over TCP, UDP and
-//! unix sockets, read its `stats` and its memory from `/proc`.
+//! unix sockets, read its `stats` and its memory from `/proc`. The
+//! lockstep differential harness (same requests to memcached and
+//! rmemcached, replies compared) is [`lockstep`].
 #![allow(dead_code)]
+
+pub mod lockstep;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};

@@ -421,7 +421,7 @@ impl Proto for Crate {
     }
     fn mget(&mut self, keys: &[String]) -> Option<Res<HashMap<String, Vec<u8>>>> {
         // Over UDP the crate never sends its multi-get (see
-        // tests/clients_binary.rs).
+        // tests/protocol/clients_binary.rs).
         if self.udp {
             return None;
         }

@@ -320,7 +320,7 @@ fn keys(o: &Outcome) -> Vec<String> {
         .collect()
 }
 
-/// `STAT settings`: as in `tests/stats.rs` for the text protocol,
+/// `STAT settings`: as in `tests/protocol/stats.rs` for the text protocol,
 /// rmemcached shows memcached's setting names in memcached's order, but
 /// only those it has (plus its own `udp_*` settings). Everything else about
 /// the reply (statuses, opaque, CAS, the empty last packet, how it ends)

@@ -1,7 +1,7 @@
 //! A multi-get asking for a large item many times is served in slices:
 //! the whole reply arrives, in order, while the server's memory stays far
 //! below the reply's size.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! `stats items` and `stats cachedump` against the real memcached, memory
 //! that stays within `-m`, eviction order, and memory moving between slab
 //! classes when the value sizes change.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

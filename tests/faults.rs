@@ -40,20 +40,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`).
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-fn rss_kb(server: &common::Server) -> u64 {
-    proc_status_kb(server.child.id(), "VmRSS")
-}
-
 /// Every `stats` value, read at one instant, over a fresh TCP connection.
 fn stats(server: &common::Server) -> HashMap<String, u64> {
     let mut s = server.tcp();
@@ -707,7 +693,7 @@ fn slow_reader(bin: Option<&str>) -> (u64, u64) {
     const COPIES: usize = 100;
     let big = vec![b'S'; 500_000];
     store(&server, "big", &big);
-    let before = rss_kb(&server);
+    let before = common::rss_kb(server.child.id());
     let tcp = Bystander::start("tcp", Via::Tcp(server.port));
     let udp = Bystander::start("udp", Via::Udp(server.udp_port));
 
@@ -724,7 +710,7 @@ fn slow_reader(bin: Option<&str>) -> (u64, u64) {
         thread::sleep(Duration::from_millis(100));
         assert_alive(&mut server);
     }
-    let peak = proc_status_kb(server.child.id(), "VmHWM");
+    let peak = common::peak_rss_kb(server.child.id());
     let queued = (unread_bytes(&pipelined), unread_bytes(&multi));
     eprintln!(
         "slow readers: {} kB and {} kB unread of {} kB each; server RSS {before} kB, peak since start {peak} kB",
@@ -882,7 +868,7 @@ fn udp_flood(bin: Option<&str>, n: u64) -> Flood {
     }
     let tcp = Bystander::start("tcp", Via::Tcp(server.port));
     let udp = Bystander::start("udp", Via::Udp(server.udp_port));
-    let before = rss_kb(&server);
+    let before = common::rss_kb(server.child.id());
     let snd0 = snmp("Udp", "SndbufErrors");
     let rcv0 = snmp("Udp", "RcvbufErrors");
     let written = stat(&server, "bytes_written");
@@ -907,7 +893,7 @@ fn udp_flood(bin: Option<&str>, n: u64) -> Flood {
         assert!(Instant::now() < deadline, "replies not sent within 30 s");
         thread::sleep(Duration::from_millis(20));
     }
-    let peak = proc_status_kb(server.child.id(), "VmHWM");
+    let peak = common::peak_rss_kb(server.child.id());
     let took = started.elapsed();
     let sent = stat(&server, "bytes_written") - written;
     let snd = snmp("Udp", "SndbufErrors") - snd0;

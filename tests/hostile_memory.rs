@@ -245,7 +245,7 @@ fn run(bin: &str, extra: &[&str], attack: fn(&Server) -> Held) -> Outcome {
     store(&mut c, "big", &vec![b'b'; BIG_LEN]);
     store(&mut c, "small", SMALL);
     drop(c);
-    let before_kb = vm_kb(pid, "VmHWM:").unwrap();
+    let before_kb = common::try_proc_status_kb(pid, "VmHWM").unwrap();
 
     let watchdog = Watchdog::start(pid);
     let bystander = Bystander::start(&server);
@@ -253,7 +253,9 @@ fn run(bin: &str, extra: &[&str], attack: fn(&Server) -> Held) -> Outcome {
     settle(pid);
     // The last probe runs after settling, with the attackers still there.
     let bystander = bystander.stop();
-    let peak_kb = watchdog.stop().max(vm_kb(pid, "VmHWM:").unwrap_or(0));
+    let peak_kb = watchdog
+        .stop()
+        .max(common::try_proc_status_kb(pid, "VmHWM").unwrap_or(0));
     println!(
         "  {bin}: {} connections open at the end",
         curr_connections(&server).unwrap_or_else(|| "?".into())
@@ -302,25 +304,15 @@ fn curr_connections(server: &Server) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A field of `/proc/PID/status` in kB, or `None` once the process is
-/// gone.
-fn vm_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-}
-
 /// Wait until the peak stops growing: at least 1.5 s after the attack,
 /// and 1 s without growth, but no more than 8 s.
 fn settle(pid: u32) {
     let start = Instant::now();
-    let mut last = vm_kb(pid, "VmHWM:");
+    let mut last = common::try_proc_status_kb(pid, "VmHWM");
     let mut since = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let now = vm_kb(pid, "VmHWM:");
+        let now = common::try_proc_status_kb(pid, "VmHWM");
         if now.is_none() {
             return;
         }
@@ -353,11 +345,11 @@ impl Watchdog {
         let thread = std::thread::spawn(move || {
             let mut peak = 0;
             while !flag.load(Ordering::Relaxed) {
-                let Some(hwm) = vm_kb(pid, "VmHWM:") else {
+                let Some(hwm) = common::try_proc_status_kb(pid, "VmHWM") else {
                     break;
                 };
                 peak = peak.max(hwm);
-                if vm_kb(pid, "VmRSS:").unwrap_or(0) > RSS_CAP_KB {
+                if common::try_proc_status_kb(pid, "VmRSS").unwrap_or(0) > RSS_CAP_KB {
                     eprintln!("pid {pid} passed {RSS_CAP_KB} kB of RSS: killing it");
                     // The child is not reaped until `Server` drops, so the
                     // pid cannot have been reused.

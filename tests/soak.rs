@@ -106,15 +106,6 @@ fn start_unix(bin: &str) -> common::Server {
     server
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Which server a client talks to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Side {
@@ -430,7 +421,7 @@ impl Proto for Crate {
     }
     fn mget(&mut self, keys: &[String]) -> Option<Res<HashMap<String, Vec<u8>>>> {
         // Over UDP the crate never sends its multi-get (see
-        // tests/clients_binary.rs).
+        // tests/protocol/clients_binary.rs).
         if self.udp {
             return None;
         }
@@ -938,8 +929,8 @@ fn soak_mixed_clients_lose_nothing_and_memory_stays_flat() {
             thread::sleep(every.min(total.saturating_sub(started.elapsed())));
             samples.lock().unwrap().push((
                 started.elapsed().as_secs_f64(),
-                rss_kb(net_pid),
-                rss_kb(unix_pid),
+                common::rss_kb(net_pid),
+                common::rss_kb(unix_pid),
             ));
             if handles.iter().any(|h| h.is_finished()) {
                 break; // a client failed: stop the others, report it

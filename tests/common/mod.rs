@@ -1,6 +1,11 @@
 //! Shared helpers for the integration tests: start the real `rmemcached`
-//! binary on random ports and talk to it over TCP, UDP and unix sockets.
+//! binary (or memcached) on random ports, talk to it over TCP, UDP and
+//! unix sockets, read its `stats` and its memory from `/proc`. The
+//! lockstep differential harness (same requests to memcached and
+//! rmemcached, replies compared) is [`lockstep`].
 #![allow(dead_code)]
+
+pub mod lockstep;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -312,4 +317,30 @@ pub fn stat(server: &Server, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in stats"))
         .parse()
         .unwrap()
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`), or `None`
+/// once the process is gone (or is a zombie, which has no memory fields).
+pub fn try_proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`) of a live
+/// process.
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    try_proc_status_kb(pid, field).unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The resident set size of process `pid`, in kB.
+pub fn rss_kb(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmRSS")
+}
+
+/// The peak resident set size of process `pid` so far, in kB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmHWM")
 }

@@ -3,7 +3,7 @@
 //! not served, a source over its reply budget gets nothing more, and the
 //! counters in `stats` show each drop. The "spoofed" source is 127.0.0.1
 //! itself, left out of the allow-list.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;

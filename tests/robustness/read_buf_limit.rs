@@ -2,12 +2,12 @@
 //! rmemcached, get the same requests under the same tight limit and must
 //! fail them the same way, while a well-behaved client on the same server
 //! keeps working.
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 
-use common::{read_until, request, start_server, start_with};
+use crate::common::{read_until, request, start_server, start_with};
 
 const MEMCACHED: &str = "/usr/bin/memcached";
 const FLAGS: [&str; 6] = ["-o", "read_buf_mem_limit=1", "-t", "32", "-R", "500"];

@@ -1,13 +1,13 @@
 //! Stopping: SIGHUP is taken without dying (as in memcached); SIGUSR1 and
 //! `shutdown` stop the server after the replies in flight are written, and
 //! the process exits 0.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{read_until, request, start_server};
+use crate::common::{read_until, request, start_server};
 
 fn signal(pid: u32, name: &str) {
     let ok = Command::new("kill")

@@ -1,6 +1,6 @@
 //! `-o idle_timeout=N` closes connections that send nothing for longer
 //! than N seconds, and spares busy ones.
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::time::{Duration, Instant};

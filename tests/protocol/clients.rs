@@ -7,8 +7,8 @@
 //! the commands that do flush (`version`, the store commands, `cas`,
 //! `delete`, `touch`, `flush_with_delay`) and checks the results with raw
 //! UDP requests. The crate's default mode, the binary protocol, is tested in
-//! `tests/clients_binary.rs`.
-mod common;
+//! `tests/protocol/clients_binary.rs`.
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,14 +3,14 @@
 //! and the datagram-atomic rules of the design (no command reads past the
 //! end of its datagram; multi-packet requests are refused; tiny datagrams
 //! are dropped).
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::show;
-use common::{udp_header, udp_recv, udp_request, Datagram};
+use crate::common::show;
+use crate::common::{udp_header, udp_recv, udp_request, Datagram};
 
 /// Send one datagram: header (id, seq, total) then `payload`.
 fn send(s: &UdpSocket, id: u16, seq: u16, total: u16, payload: &[u8]) {

@@ -2,7 +2,7 @@
 //! that panics takes the process with it, instead of leaving the main
 //! thread dealing new connections to a thread that will never serve them.
 //! The debug binary panics a worker on `get` of `RMEMCACHED_DEBUG_PANIC_KEY`.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;

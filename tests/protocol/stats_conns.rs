@@ -3,12 +3,12 @@
 //! the connection sending a value in `conn_nread` and the asking one in
 //! `conn_parse_cmd`. Descriptor numbers and ports differ between the two
 //! servers, so each socket's block is compared with those masked.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;
 
-use common::{request, start_unix_server, start_with};
+use crate::common::{request, start_unix_server, start_with};
 
 const MEMCACHED: &str = "/usr/bin/memcached";
 

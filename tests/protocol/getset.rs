@@ -3,8 +3,8 @@
 //! 1.6.18 answers them. Every table runs over TCP and over a unix socket,
 //! and once more against the real memcached (when installed) so that the
 //! expectations themselves are memcached's.
-mod common;
-use common::show;
+use crate::common;
+use crate::common::show;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

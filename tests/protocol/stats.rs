@@ -1,6 +1,6 @@
 //! `stats` and `stats settings` use memcached's field names, in memcached's
 //! order: checked against the real memcached, started with the same flags.
-mod common;
+use crate::common;
 
 /// The names of a `stats` reply, in order.
 fn names(reply: &[u8]) -> Vec<String> {

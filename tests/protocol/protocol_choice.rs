@@ -2,7 +2,7 @@
 //! against the real memcached started with the same flag. With `auto` the
 //! first byte decides (0x80: binary); `ascii` reads a binary request as
 //! text, and `binary` waits for a 24-byte header that text never completes.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! (a run of GETKQ and a NOOP, never flushed, so it would wait for a reply
 //! to a request never sent): the UDP test uses everything else and checks
 //! what the crate stored with raw binary requests of its own.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;

@@ -1,6 +1,6 @@
 //! No lost updates: many clients doing `incr`, `cas` loops and `append` on
 //! the same keys at once end with exactly the values a serial run gives.
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! `-o udp_reuseport`: one `SO_REUSEPORT` UDP socket per worker, all on the
 //! same port, every one of them answering.
-mod common;
+use crate::common;
 
 /// How many UDP sockets of process `pid` are bound to `port` on 127.0.0.1
 /// (/proc/net/udp, matched to the process's descriptors by inode, since

@@ -1,5 +1,5 @@
 //! The binary starts, answers over TCP and UDP, and reports its port.
-mod common;
+use crate::common;
 
 #[test]
 fn answers_over_tcp_and_udp() {

@@ -3,8 +3,8 @@
 //! still served, in order, without starving other clients) and the
 //! 2048-byte rule for lines without a newline. Another client's data
 //! survives all of it.
-mod common;
-use common::show;
+use crate::common;
+use crate::common::show;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! 1.6.18 and rmemcached give the same bytes, `stats` counts the attempts,
 //! a file or flag memcached refuses stops rmemcached the same way, and
 //! SIGHUP reloads the file.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{request, start_server, start_with, unique_name};
+use crate::common::{request, start_server, start_with, unique_name};
 
 const MEMCACHED: &str = "/usr/bin/memcached";
 

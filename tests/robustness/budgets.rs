@@ -2,7 +2,7 @@
 //! not there (`mem_budget`), and that the memory comes back: the reply
 //! pool of stream connections, the in-flight pool of values being read,
 //! and the idle timeout of a value that stalls.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! `stats cachedump` against the real memcached, byte for byte: newest
 //! first, and cut at memcached's 2 MB where a class holds more.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -1,19 +1,10 @@
 //! A multi-get asking for a large item many times is served in slices:
 //! the whole reply arrives, in order, while the server's memory stays far
 //! below the reply's size.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[test]
 fn huge_multi_get_reply_is_streamed_not_buffered() {
@@ -24,7 +15,7 @@ fn huge_multi_get_reply_is_streamed_not_buffered() {
     req.extend_from_slice(&value);
     req.extend_from_slice(b"\r\n");
     assert_eq!(common::request(&mut s, &req, b"\r\n"), b"STORED\r\n");
-    let before = rss_kb(server.child.id());
+    let before = common::rss_kb(server.child.id());
 
     // 300 copies of a 1 MB value: a 300 MB reply from a 1.2 KB request.
     const COPIES: usize = 300;
@@ -36,7 +27,7 @@ fn huge_multi_get_reply_is_streamed_not_buffered() {
     s.write_all(&get).unwrap();
     // Let the server run ahead while the client reads nothing.
     std::thread::sleep(Duration::from_millis(500));
-    let peak = rss_kb(server.child.id());
+    let peak = common::rss_kb(server.child.id());
     assert!(
         peak < before + 64 * 1024,
         "server buffered the reply: RSS {before} kB -> {peak} kB"
@@ -59,15 +50,6 @@ fn huge_multi_get_reply_is_streamed_not_buffered() {
     assert_eq!(common::read_exact(&mut s, 5), b"END\r\n");
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Over UDP a reply must be whole before its first datagram, so a
 /// multi-get asking for a 500 KB value 170 times (85 MB from a 700-byte
 /// datagram) gets memcached's out-of-memory error instead, and 32 such
@@ -81,7 +63,7 @@ fn huge_udp_multi_gets_are_refused_in_bounded_memory() {
     req.extend_from_slice(&vec![b'v'; 500_000]);
     req.extend_from_slice(b"\r\n");
     assert_eq!(common::request(&mut s, &req, b"\r\n"), b"STORED\r\n");
-    let before = peak_rss_kb(server.child.id());
+    let before = common::peak_rss_kb(server.child.id());
 
     let u = server.udp();
     u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -104,7 +86,7 @@ fn huge_udp_multi_gets_are_refused_in_bounded_memory() {
         }
     }
     assert_eq!(errors, 32);
-    let grown = peak_rss_kb(server.child.id()).saturating_sub(before);
+    let grown = common::peak_rss_kb(server.child.id()).saturating_sub(before);
     assert!(grown < 100 * 1024, "peak RSS grew by {grown} kB");
 
     // The server still serves UDP.

@@ -1,9 +1,9 @@
 //! Garbage in, memcached's errors out: random bytes and mangled commands
 //! over TCP and UDP never crash the server, never hang it, and never touch
 //! another client's data.
-mod common;
+use crate::common;
 
-use common::Rng;
+use crate::common::Rng;
 
 use std::io::{Read, Write};
 use std::time::Duration;

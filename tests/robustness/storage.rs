@@ -2,7 +2,7 @@
 //! `stats items` and `stats cachedump` against the real memcached, memory
 //! that stays within `-m`, eviction order, and memory moving between slab
 //! classes when the value sizes change.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -205,19 +205,6 @@ fn cachedump_matches_memcached() {
     assert_eq!(ours, theirs);
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Filling an 8 MiB cache three times over with small items: the cache's
 /// own count (`total_malloced` plus `hash_bytes`) stays under the limit,
 /// the process grows by no more than the limit plus 10% and 1 MiB of fixed
@@ -227,7 +214,7 @@ fn rss_kb(pid: u32) -> u64 {
 fn memory_stays_within_the_limit() {
     let server = common::start_server(&["-m", "8"]);
     let mut s = server.tcp();
-    let before = rss_kb(server.child.id());
+    let before = common::rss_kb(server.child.id());
     let count = 3 * 8 * 1024 * 1024 / (12 + 32 + 28);
     fill(&mut s, "key", count, 32);
     let slabs = stat_map(&mut s, "slabs");
@@ -241,7 +228,7 @@ fn memory_stays_within_the_limit() {
     // memcached 1.6.18 keeps 70k such items in 8 MiB (eight pages of
     // 120-byte chunks).
     assert!(kept > 90_000, "kept {kept}");
-    let grown = rss_kb(server.child.id()).saturating_sub(before);
+    let grown = common::rss_kb(server.child.id()).saturating_sub(before);
     assert!(grown <= 8 * 1024 * 11 / 10 + 1024, "RSS grew by {grown} kB");
     for i in count - 100..count {
         assert!(get_hit(&mut s, &format!("key{i:08}")), "newest key {i}");

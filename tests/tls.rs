@@ -269,7 +269,7 @@ fn plaintext_and_stalled_handshakes_are_closed_and_counted() {
     // Handshakes that stop half way (a record header promising 16 KiB,
     // then nothing) hold the server to a bounded amount of memory and
     // leave other clients alone.
-    let rss_before = rss_kb(server.child.id());
+    let rss_before = common::rss_kb(server.child.id());
     let stalled: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut s = server.tcp();
@@ -284,7 +284,7 @@ fn plaintext_and_stalled_handshakes_are_closed_and_counted() {
         common::request(&mut c, b"version\r\n", b"\r\n"),
         b"VERSION 1.6.18\r\n"
     );
-    let grown = rss_kb(server.child.id()).saturating_sub(rss_before);
+    let grown = common::rss_kb(server.child.id()).saturating_sub(rss_before);
     assert!(grown < 40 * 1024, "200 stalled handshakes took {grown} KiB");
     drop(stalled);
 }
@@ -370,13 +370,4 @@ fn bad_tls_settings_are_refused_at_start() {
         err.contains("'notls' option is valid only when SSL is enabled"),
         "{err}"
     );
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap()
 }

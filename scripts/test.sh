@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
 command -v memcaslap >/dev/null 2>&1 || need+=(libmemcached-tools)
+# pymemcache, a real client the TLS tests drive (Debian's python3).
+/usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || need+=(python3-pymemcache)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -371,3 +371,57 @@ fn bad_tls_settings_are_refused_at_start() {
         "{err}"
     );
 }
+
+/// A real client: pymemcache (Debian's python3-pymemcache, which
+/// scripts/test.sh installs) with an `ssl.SSLContext`, without and with a
+/// client certificate, running a small workload whose results it checks.
+#[test]
+fn pymemcache_works_over_tls() {
+    let python = "/usr/bin/python3";
+    let script = r#"
+import ssl, sys
+from pymemcache.client.base import Client
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+if cert:
+    ctx.load_cert_chain(cert, key)
+c = Client(("127.0.0.1", port), tls_context=ctx, connect_timeout=5, timeout=5)
+for i in range(200):
+    assert c.set("k%d" % i, b"v" * i, noreply=False)
+got = c.get_many(["k%d" % i for i in range(200)])
+assert len(got) == 200 and all(got["k%d" % i] == b"v" * i for i in range(200)), "multi-get"
+c.set("n", b"10")
+assert c.incr("n", 5) == 15
+v, cas = c.gets("n")
+assert c.cas("n", b"1", cas) is True
+assert c.cas("n", b"2", cas) is False, "a stale CAS must not store"
+big = b"x" * 900000
+c.set("big", big)
+assert c.get("big") == big
+print("ok")
+"#;
+    let check = std::process::Command::new(python)
+        .args(["-c", "import pymemcache"])
+        .status();
+    assert!(
+        matches!(check, Ok(s) if s.success()),
+        "needs {python} with pymemcache (apt-get install python3-pymemcache; scripts/test.sh does)"
+    );
+    let run = |port: u16, cert: &str, key: &str| {
+        let out = std::process::Command::new(python)
+            .args(["-c", script, &port.to_string(), &file("ca.pem"), cert, key])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stdout == b"ok\n",
+            "pymemcache: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let server = start_tls("");
+    run(server.port, "", "");
+    drop(server);
+    let server = start_tls(&format!("ssl_verify_mode=2,ssl_ca_cert={}", file("ca.pem")));
+    run(server.port, &file("client.pem"), &file("client.key"));
+}

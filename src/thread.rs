@@ -270,6 +270,7 @@ impl Worker {
 
     fn close(&mut self, token: Token) {
         let mut conn = self.conns.remove(token.0);
+        conn.say_goodbye();
         conn.sync_read_buf(&self.server.gauges, true);
         conn.release_mem(&self.server);
         self.server.conn_list.remove(conn.fd());

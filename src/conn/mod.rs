@@ -229,6 +229,15 @@ impl Conn {
         }
     }
 
+    /// The connection is about to be closed: a TLS session tells its peer
+    /// (close_notify, as memcached's `SSL_shutdown`), best effort, so that
+    /// the client sees a clean end rather than a reset on its next write.
+    pub fn say_goodbye(&mut self) {
+        if let Part::Stream(StreamSock::Tls(t), _) = &mut self.part {
+            t.close_notify();
+        }
+    }
+
     /// The server is stopping: a stream connection answers what it has
     /// read or still finds in its socket and then closes; a UDP one sends
     /// its queued datagrams and closes.

@@ -52,6 +52,13 @@ impl TlsStream {
         &mut self.sock
     }
 
+    /// Tell the peer the session ends (close_notify), sending what the
+    /// socket takes now; nothing waits for it.
+    pub fn close_notify(&mut self) {
+        self.tls.send_close_notify();
+        let _ = self.push();
+    }
+
     /// Send the records rustls has ready, until done or `WouldBlock`.
     fn push(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {

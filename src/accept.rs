@@ -93,6 +93,7 @@ pub fn run(
     settings: Settings,
     auth: Option<crate::auth::AuthFile>,
     tls: Option<crate::tls::TlsContext>,
+    sasl: Option<&'static crate::sasl::Sasl>,
 ) -> Result<(), String> {
     let listeners = crate::listen::open_all(&settings)?;
     if !listeners.udp.is_empty() && settings.udp_allow == crate::udp_guard::UdpAllow::Any {
@@ -111,6 +112,7 @@ pub fn run(
     let mut server = Server::new(settings);
     server.auth = auth;
     server.tls = tls.map(Arc::new);
+    server.sasl = sasl;
     if let Some(t) = &server.tls {
         t.mark_loaded(server.cache.clock().now());
     }

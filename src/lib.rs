@@ -45,6 +45,7 @@
 //! | | [`conn_mem`] | `-o read_buf_mem_limit` pools | `thread.c`'s `rbuf` cache, `resp_start` |
 //! | | [`sync`], [`auth`] | locks; the `-Y` file | `pthread_mutex_lock`; `authfile.c` |
 //! | | [`tls`] | the TLS configuration, `refresh_certs` | `tls.c` |
+//! | | [`sasl`] | `-S`: Cyrus SASL loaded at run time, a connection's exchange | `sasl_defs.c` |
 //! | storage | [`cache`] | hash tables, slab pages, items, LRUs, crawler | `assoc.c`, `items.c`, `slabs.c`, `crawler.c` |
 //! | shared state | [`server`] | what every thread shares | globals `settings`, `stats_state` |
 //! | | [`counters`] | counters and gauges | `struct stats`, `thread_stats` |
@@ -76,6 +77,7 @@
 //! | `stats_prefix.c` | [`stats_prefix`] |
 //! | `authfile.c` | [`auth`], [`proto::auth`] |
 //! | `tls.c` | [`tls`], [`conn::tls`] |
+//! | `sasl_defs.c`; `proto_bin.c`'s SASL commands | [`sasl`]; `proto/binary/sasl.rs` |
 //! | `util.c` | [`cnum`] |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
@@ -97,6 +99,7 @@ pub mod daemon;
 pub mod listen;
 pub mod mem_budget;
 pub mod proto;
+pub mod sasl;
 pub mod server;
 pub mod settings;
 pub mod stats;

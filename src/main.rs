@@ -16,6 +16,13 @@ fn main() {
     daemon::fix_malloc_threshold();
     daemon::raise_nofile(&settings);
     daemon::drop_privileges(&settings);
+    // memcached's `init_sasl`: after dropping privileges, before -d.
+    let sasl = settings.sasl.then(|| {
+        rmemcached::sasl::init().unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(e.exit_code());
+        })
+    });
     if settings.daemonize {
         daemon::daemonize(&settings);
     }
@@ -25,7 +32,7 @@ fn main() {
         std::process::exit(code);
     });
     let tls = tls_context(&settings);
-    if let Err(msg) = rmemcached::accept::run(settings, auth, tls) {
+    if let Err(msg) = rmemcached::accept::run(settings, auth, tls, sasl) {
         eprintln!("{msg}");
         // memcached exits with EX_OSERR when it cannot listen.
         std::process::exit(71);

@@ -45,6 +45,9 @@ pub struct Server {
     pub auth: Option<crate::auth::AuthFile>,
     /// TLS (`-Z`): the configuration new TLS connections start from.
     pub tls: Option<Arc<crate::tls::TlsContext>>,
+    /// SASL (`-S`): the library, loaded and initialised once per process
+    /// before the workers start.
+    pub sasl: Option<&'static crate::sasl::Sasl>,
     /// The reply budget of one UDP request datagram (`mem_budget`).
     pub udp_reply_budget: usize,
     /// Unsent stream replies past what each connection holds free
@@ -98,6 +101,7 @@ impl Server {
             main_waker: OnceLock::new(),
             auth: None,
             tls: None,
+            sasl: None,
             udp_reply_budget: budget::udp_reply_budget(settings.item_size_max),
             reply_pool: Arc::new(budget::Pool::new(budget::reply_pool_limit(
                 settings.item_size_max,

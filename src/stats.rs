@@ -286,7 +286,7 @@ pub fn settings(
         Protocol::Binary => "binary",
     };
     stat(out, "binding_protocol", proto);
-    stat(out, "auth_enabled_sasl", "no");
+    stat(out, "auth_enabled_sasl", if st.sasl { "yes" } else { "no" });
     match &st.auth_file {
         Some(f) => stat(out, "auth_enabled_ascii", f.display()),
         None => stat(out, "auth_enabled_ascii", "no"),
@@ -432,6 +432,7 @@ impl Server {
             stats: &self.stats,
             prefix: &self.prefix,
             settings: &self.settings,
+            sasl: self.sasl,
             admin: self,
         }
     }

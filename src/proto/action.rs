@@ -7,7 +7,7 @@ use crate::cache::StoreMode;
 use crate::server::Stop;
 
 /// A store command waiting for its value (memcached's `conn_nread` with
-/// `c->item` allocated).
+/// `c->item` allocated), or SASL data ([`Completion::Sasl`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingStore {
     /// How to store.
@@ -72,6 +72,10 @@ pub enum Completion {
     Binary(BinReq),
     /// An `ms`: what its reply needs from the flags.
     Meta(MetaStore),
+    /// Not a store: the data of a binary `SASL_AUTH` or `SASL_STEP`, read
+    /// as memcached reads it, into an item whose key is the mechanism
+    /// (the pending store's key; its other fields are unused).
+    Sasl(BinReq),
 }
 
 /// What a binary request's reply needs from its header.

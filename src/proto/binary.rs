@@ -13,13 +13,16 @@
 //! [`super::text::process_command`] handles one line: it writes the reply
 //! into `out` and says what the connection does next. A value to store is
 //! read by the connection (`Action::Nread`) and handed to
-//! [`complete_store`].
+//! [`complete_store`]. Under `-S` the SASL commands (`sasl.rs`) gate every
+//! other command until the connection has authenticated.
 
 use std::sync::atomic::Ordering;
 
 mod packet;
+mod sasl;
 use packet::{error, ext32, header, op, respond, unquiet};
 pub use packet::{Header, Status, HEADER_LEN, REQ_MAGIC};
+pub use sasl::complete as complete_sasl;
 
 use super::action::{Action, BinReq, Completion, Parsed, PendingStore};
 use super::ctx::{Ctx, Report};
@@ -62,6 +65,13 @@ pub fn process(ctx: &Ctx<'_>, sess: &mut Session, buf: &[u8], out: &mut Vec<u8>)
     sess.unsent = out.len();
     if keylen > bodylen || keylen + extlen > bodylen {
         error(out, req, Status::UnknownCommand);
+        return Parsed::Done(head, Action::Quit);
+    }
+    // Under -S, only VERSION and SASL run before the client has
+    // authenticated; anything else is refused and the connection closed.
+    if ctx.settings.sasl && !sasl::allowed(h.opcode, sess) {
+        log::debug!("opcode {:#04x} refused: not authenticated", h.opcode);
+        error(out, req, Status::AuthError);
         return Parsed::Done(head, Action::Quit);
     }
     // The binary protocol allows 16-bit keys; memcached does not.
@@ -150,14 +160,23 @@ pub fn process(ctx: &Ctx<'_>, sess: &mut Session, buf: &[u8], out: &mut Vec<u8>)
             respond(out, req, 0, b"");
             Action::Quit
         }
-        // memcached without SASL: the SASL opcodes are unknown commands.
+        // Without -S the SASL opcodes are unknown commands, as in a
+        // memcached started without it.
         op::SASL_LIST_MECHS if extlen == 0 && keylen == 0 && bodylen == 0 => {
-            error(out, req, Status::UnknownCommand);
+            if ctx.settings.sasl {
+                sasl::list_mechs(ctx, sess, req, out);
+            } else {
+                error(out, req, Status::UnknownCommand);
+            }
             Action::Continue
         }
         op::SASL_AUTH | op::SASL_STEP if extlen == 0 && keylen != 0 => {
-            error(out, req, Status::UnknownCommand);
-            Action::Swallow(vlen)
+            if ctx.settings.sasl {
+                sasl::read_data(ctx, sess, req, key, vlen, out)
+            } else {
+                error(out, req, Status::UnknownCommand);
+                Action::Swallow(vlen)
+            }
         }
         op::VERSION
         | op::FLUSH

@@ -25,6 +25,7 @@ pub fn complete_nread(
         Completion::Text => super::text::complete_store(ctx, sess, &p, data, out),
         Completion::Binary(req) => super::binary::complete_store(ctx, *req, &p, data, out),
         Completion::Meta(m) => super::meta::complete_mset(ctx, m, &p, data, out),
+        Completion::Sasl(req) => super::binary::complete_sasl(ctx, sess, *req, &p.key, data, out),
     }
     sess.key_buf = p.key;
 }
@@ -32,15 +33,19 @@ pub fn complete_nread(
 /// A store whose value found the in-flight pool spent before its first
 /// byte was read (`mem_budget`): the reply memcached gives when it cannot
 /// allocate the item, in the request's protocol, and a set removes the
-/// old value, as there. The value is then swallowed.
+/// old value, as there. The value is then swallowed. SASL data refused
+/// so gets the binary out-of-memory error.
 pub fn refuse_store(ctx: &Ctx<'_>, sess: &mut Session, p: PendingStore, out: &mut Vec<u8>) {
-    ctx.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
-    let meta = matches!(p.done, Completion::Meta(_));
-    if p.mode == StoreMode::Set || meta {
-        ctx.cache.delete(&p.key);
+    // SASL data asked for no store: nothing to count or remove.
+    if !matches!(p.done, Completion::Sasl(_)) {
+        ctx.stats.store_no_memory.fetch_add(1, Ordering::Relaxed);
+        let meta = matches!(p.done, Completion::Meta(_));
+        if p.mode == StoreMode::Set || meta {
+            ctx.cache.delete(&p.key);
+        }
     }
     match p.done {
-        Completion::Binary(req) => super::binary::refuse_store(req, out),
+        Completion::Binary(req) | Completion::Sasl(req) => super::binary::refuse_store(req, out),
         Completion::Meta(_) => {
             // An error is sent even in quiet mode.
             out.extend_from_slice(Refusal::NoMemory.text());

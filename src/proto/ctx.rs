@@ -1,5 +1,5 @@
 //! What the protocols see of the server: the cache, the counters, the
-//! settings, and an [`Admin`] hook for what reaches further (the `stats`
+//! settings, the SASL library, and an [`Admin`] hook for what reaches further (the `stats`
 //! reports, `verbosity`). A narrow context, so that the protocols depend on
 //! the storage and the counters but not on the connections or threads
 //! above them; memcached's `proto_text.c` reaches the same things through
@@ -7,6 +7,7 @@
 
 use crate::cache::Cache;
 use crate::counters::Stats;
+use crate::sasl::Sasl;
 use crate::settings::Settings;
 use crate::stats_prefix::PrefixStats;
 
@@ -21,6 +22,9 @@ pub struct Ctx<'a> {
     pub prefix: &'a PrefixStats,
     /// Settings, read-only.
     pub settings: &'a Settings,
+    /// The SASL library under `-S` (`None` without it, or when it is
+    /// not loaded: then every exchange fails).
+    pub sasl: Option<&'static Sasl>,
     /// Reports and knobs that reach past the cache.
     pub admin: &'a dyn Admin,
 }

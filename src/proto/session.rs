@@ -1,5 +1,6 @@
 //! Protocol state that outlives one command: memcached's per-connection
-//! `noreply`, the reply budget, and the items a queued reply holds.
+//! `noreply`, the reply budget, the items a queued reply holds, and the
+//! SASL exchange.
 //!
 //! The budget is one mechanism for every protocol and transport: a UDP
 //! datagram's replies share a fixed limit, a stream's replies are charged
@@ -8,6 +9,7 @@
 //! reply costs nothing.
 
 use super::tokens::Tokens;
+use crate::sasl::SaslSession;
 
 /// The memory a connection accounts for its replies, lent to the
 /// protocols (the connection owns the bookkeeping: see `conn::mem`).
@@ -71,6 +73,10 @@ pub struct Session {
     charging: bool,
     /// `memory` counts response objects (`-o read_buf_mem_limit`).
     counts_resps: bool,
+    /// The connection's SASL exchange and whether it has authenticated
+    /// (`-S`; see `proto::binary::sasl`). Its library state is disposed
+    /// of when the session, and so the connection, goes.
+    pub sasl: SaslSession,
 }
 
 /// Keys a session tracks as held before it takes every key as held.
@@ -212,6 +218,7 @@ impl Default for Session {
             free: 0,
             charging: false,
             counts_resps: false,
+            sasl: SaslSession::default(),
         }
     }
 }

@@ -306,7 +306,7 @@ fn apply(
             };
         }
         'I' => state.item_size_max = item_size(&text),
-        'S' => return Err(SettingsError::NotBuiltWith("SASL")),
+        'S' => s.sasl = true,
         'F' => s.flush_enabled = false,
         'X' => s.dump_enabled = false,
         'W' => s.watch_enabled = false,
@@ -416,6 +416,21 @@ fn finish(state: &mut State) -> Result<(), SettingsError> {
     s.lru_maintainer_thread = state.lru_maintainer;
     if state.temp_lru && !state.lru_maintainer {
         return usage("temporary_ttl requires lru_maintainer to be enabled".into());
+    }
+    // memcached checks SASL before `-Y`; with both and no `-B`, `-Y` has
+    // the last word and the listeners speak ASCII.
+    if s.sasl {
+        if !state.protocol_specified {
+            s.binding_protocol = Protocol::Binary;
+        } else if s.binding_protocol != Protocol::Binary {
+            return usage("ERROR: You cannot allow the ASCII protocol while using SASL.".into());
+        }
+        // `-U -1` (a random port) is UDP on too.
+        if state.udp_port != 0 {
+            return usage(
+                "ERROR: Cannot enable UDP while using binary SASL authentication.".into(),
+            );
+        }
     }
     if s.auth_file.is_some() {
         if !state.protocol_specified {

@@ -138,6 +138,10 @@ pub struct Settings {
     /// listeners ASCII-only unless `-B` said otherwise (then it is an
     /// error).
     pub auth_file: Option<PathBuf>,
+    /// SASL authentication of binary connections (`-S`, memcached's
+    /// `settings.sasl`): the listeners speak binary unless `-B` said
+    /// otherwise (then it is an error), and UDP must be off.
+    pub sasl: bool,
     /// Names of the extended options (`-o`) that were accepted but mean
     /// nothing here, in the order first given, kept so that `stats
     /// settings` and the log can show them. See the `extended` module for
@@ -208,6 +212,7 @@ impl Default for Settings {
             memory_file: None,
             tls: TlsSettings::default(),
             auth_file: None,
+            sasl: false,
             ignored_options: Vec::new(),
             ignored_values: Vec::new(),
             slab_reassign: true,

@@ -73,10 +73,6 @@ pub enum SettingsError {
     /// `-o` named an extended option memcached does not know; holds the
     /// offending item (`name` or `name=value`). Exit status 1.
     IllegalSuboption(String),
-    /// A flag for a feature this server does not have (`-S` SASL, `-Z`
-    /// TLS), refused as a memcached built without it refuses it: exit
-    /// status [`EX_USAGE`].
-    NotBuiltWith(&'static str),
     /// Options memcached refuses with [`EX_USAGE`]: `-B` with a bad name
     /// and the consistency checks run after every option has been read.
     Usage(String),
@@ -89,7 +85,7 @@ impl SettingsError {
             SettingsError::Getopt(_)
             | SettingsError::BadValue(_)
             | SettingsError::IllegalSuboption(_) => 1,
-            SettingsError::NotBuiltWith(_) | SettingsError::Usage(_) => EX_USAGE,
+            SettingsError::Usage(_) => EX_USAGE,
         }
     }
 }
@@ -102,9 +98,6 @@ impl fmt::Display for SettingsError {
             }
             SettingsError::BadValue(msg) | SettingsError::Usage(msg) => f.write_str(msg),
             SettingsError::IllegalSuboption(item) => write!(f, "Illegal suboption \"{item}\""),
-            SettingsError::NotBuiltWith(feature) => {
-                write!(f, "This server is not built with {feature} support.")
-            }
         }
     }
 }

@@ -336,11 +336,44 @@ fn paths_users_and_listen_addresses() {
 }
 
 #[test]
-fn missing_features_are_refused_and_tls_is_read() {
+fn sasl_takes_the_binary_protocol_and_no_udp() {
+    // memcached.c's checks after the options: -S without -B means binary.
+    let s = run(&["-S"]);
+    assert!(s.sasl);
+    assert_eq!(s.binding_protocol, Protocol::Binary);
+    assert!(!run(&[]).sasl);
     assert_eq!(
-        fail(&["-S"]),
-        ("This server is not built with SASL support.".into(), 64)
+        run(&["-S", "-B", "binary"]).binding_protocol,
+        Protocol::Binary
     );
+    assert_eq!(
+        run(&["--enable-sasl", "-U", "0"]).binding_protocol,
+        Protocol::Binary
+    );
+    let ascii = (
+        "ERROR: You cannot allow the ASCII protocol while using SASL.".into(),
+        64,
+    );
+    assert_eq!(fail(&["-S", "-B", "ascii"]), ascii);
+    assert_eq!(fail(&["-S", "-B", "auto"]), ascii);
+    assert_eq!(fail(&["-B", "binary", "-S", "-B", "ascii"]), ascii);
+    let udp = (
+        "ERROR: Cannot enable UDP while using binary SASL authentication.".into(),
+        64,
+    );
+    assert_eq!(fail(&["-S", "-U", "11211"]), udp);
+    assert_eq!(fail(&["-U", "-1", "-S"]), udp);
+    // The protocol is checked first.
+    assert_eq!(fail(&["-S", "-U", "1", "-B", "ascii"]), ascii);
+    // With -Y too and no -B, -Y's check comes last and picks ASCII.
+    assert_eq!(
+        run(&["-S", "-Y", "/etc/tokens"]).binding_protocol,
+        Protocol::Ascii
+    );
+}
+
+#[test]
+fn tls_and_auth_files_are_read() {
     let tls = run(&[
         "-Z",
         "-o",

@@ -183,7 +183,11 @@ pub fn usage() -> String {
         "-N, --napi-ids=<num>",
         "accepted (at most -t); no NAPI thread selection",
     );
-    row(r, "-S, --enable-sasl", "refused: this server has no SASL");
+    row(
+        r,
+        "-S, --enable-sasl",
+        "turn on Sasl authentication (binary protocol; loads libsasl2)",
+    );
     row(r, "-Z, --enable-ssl", "enable TLS/SSL (rustls)");
     row(
         r,

@@ -277,11 +277,16 @@ impl Rng {
 /// [`start_server`] with `env` set for the server: TCP only, on a port
 /// the kernel picks (read back from `MEMCACHED_PORT_FILENAME`).
 pub fn start_server_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+    start_with_env(env!("CARGO_BIN_EXE_rmemcached"), extra, env)
+}
+
+/// [`start_server_env`] for any memcached-compatible binary.
+pub fn start_with_env(bin: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let port_file = unique_name("rmc-ports");
     let _ = std::fs::remove_file(&port_file);
     let mut args = vec!["-l", "127.0.0.1", "-p", "-1", "-U", "0", "-u", "root"];
     args.extend_from_slice(extra);
-    let child = Command::new(env!("CARGO_BIN_EXE_rmemcached"))
+    let child = Command::new(bin)
         .args(&args)
         .envs(env.iter().copied())
         .env("MEMCACHED_PORT_FILENAME", &port_file)

@@ -16,6 +16,7 @@ mod clients_binary;
 mod concurrency;
 mod getset;
 mod protocol_choice;
+mod sasl;
 mod smoke;
 mod startup;
 mod stats;

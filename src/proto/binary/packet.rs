@@ -70,6 +70,8 @@ pub enum Status {
     DeltaBadval = 0x0006,
     /// Authentication error.
     AuthError = 0x0020,
+    /// SASL: another step is needed; the body is the server's challenge.
+    AuthContinue = 0x0021,
     /// Unknown command.
     UnknownCommand = 0x0081,
     /// Out of memory.
@@ -80,7 +82,7 @@ impl Status {
     /// memcached's text for an error status (`write_bin_error`).
     fn text(self) -> &'static [u8] {
         match self {
-            Status::Ok => b"",
+            Status::Ok | Status::AuthContinue => b"",
             Status::Enomem => b"Out of memory",
             Status::UnknownCommand => b"Unknown command",
             Status::KeyEnoent => b"Not found",

@@ -29,11 +29,16 @@ fn run(server: &Server, mut input: &[u8]) -> Vec<u8> {
                 input = &input[n..];
                 match action {
                     Action::Nread(p) => {
-                        let Completion::Binary(req) = p.done else {
-                            panic!("binary store")
-                        };
-                        complete_store(&server.ctx(), req, &p, &input[..p.vlen], &mut out);
-                        input = &input[p.vlen..];
+                        let vlen = p.vlen;
+                        let data = &input[..vlen];
+                        crate::proto::complete::complete_nread(
+                            &server.ctx(),
+                            &mut sess,
+                            p,
+                            data,
+                            &mut out,
+                        );
+                        input = &input[vlen..];
                     }
                     Action::Swallow(n) => input = &input[n.min(input.len())..],
                     Action::Close | Action::Quit => return out,
@@ -158,5 +163,91 @@ fn bad_lengths_are_refused_and_close() {
     assert_eq!(
         process(&server.ctx(), &mut sess, &req, &mut Vec::new()),
         Parsed::Done(0, Action::Close)
+    );
+}
+
+fn sasl_server() -> Server {
+    let settings = crate::settings::Settings {
+        sasl: true,
+        ..Default::default()
+    };
+    // No library: every exchange fails, as memcached's does without a
+    // SASL connection. The exchanges themselves are tested against the
+    // real library in tests/protocol/sasl.rs.
+    Server::new(settings)
+}
+
+#[test]
+fn sasl_gates_commands_until_authenticated() {
+    let server = sasl_server();
+    // VERSION runs before authentication.
+    let r = replies(&run(&server, &request(op::VERSION, &[], b"", b"", 0)));
+    assert_eq!((r[0].0, r[0].1), (op::VERSION, 0));
+    // Anything else, quiet or not, is refused and the connection closes.
+    for opcode in [op::GET, op::GETQ, op::NOOP, op::STAT, op::SET, op::FLUSH] {
+        let mut sess = Session::default();
+        let mut out = Vec::new();
+        let req = request(opcode, &[], b"", b"", 0);
+        assert_eq!(
+            process(&server.ctx(), &mut sess, &req, &mut out),
+            Parsed::Done(HEADER_LEN, Action::Quit),
+            "opcode {opcode:#x}"
+        );
+        assert_eq!(
+            replies(&out),
+            vec![(opcode, 0x20, vec![], b"Auth failure.".to_vec(), 0)]
+        );
+    }
+    // Once authenticated, commands run.
+    let mut sess = Session::default();
+    sess.sasl.authenticated = true;
+    let mut out = Vec::new();
+    let req = request(op::NOOP, &[], b"", b"", 0);
+    assert_eq!(
+        process(&server.ctx(), &mut sess, &req, &mut out),
+        Parsed::Done(HEADER_LEN, Action::Flush)
+    );
+}
+
+#[test]
+fn sasl_commands_without_the_library_fail() {
+    let server = sasl_server();
+    let mut input = request(op::SASL_LIST_MECHS, &[], b"", b"", 0);
+    // A mechanism name over 32 bytes: invalid, its data swallowed.
+    input.extend(request(op::SASL_AUTH, &[], &[b'X'; 33], b"data", 0));
+    input.extend(request(op::SASL_AUTH, &[], b"PLAIN", b"\0u\0p", 0));
+    input.extend(request(op::SASL_STEP, &[], b"PLAIN", b"", 0));
+    let r = replies(&run(&server, &input));
+    let statuses: Vec<_> = r.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (op::SASL_LIST_MECHS, 0x20),
+            (op::SASL_AUTH, 0x04),
+            (op::SASL_AUTH, 0x20),
+            (op::SASL_STEP, 0x20),
+        ]
+    );
+    // Two exchanges ended, both failed; the bad mechanism is no exchange.
+    let s = &server.stats;
+    assert_eq!(s.auth_cmds.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(s.auth_errors.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+#[test]
+fn sasl_opcodes_are_unknown_without_s() {
+    let server = Server::new(crate::settings::Settings::default());
+    let mut input = request(op::SASL_LIST_MECHS, &[], b"", b"", 0);
+    input.extend(request(op::SASL_AUTH, &[], b"PLAIN", b"\0u\0p", 0));
+    input.extend(request(op::GET, &[], b"k", b"", 0));
+    let r = replies(&run(&server, &input));
+    let statuses: Vec<_> = r.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (op::SASL_LIST_MECHS, 0x81),
+            (op::SASL_AUTH, 0x81),
+            (op::GET, 0x01)
+        ]
     );
 }

@@ -178,22 +178,27 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
             stat(out, name, 0);
         }
     }
-    // rmemcached's UDP guard counters, after memcached's names, when UDP
-    // is on (see `udp_guard`).
-    if st.udp_port != 0 {
-        for (name, v) in [
-            ("udp_requests", &s.udp_requests),
-            ("udp_replies", &s.udp_replies),
-            ("udp_dropped_disallowed", &s.udp_dropped_disallowed),
-            ("udp_dropped_rate", &s.udp_dropped_rate),
-            ("udp_multipacket_rejected", &s.udp_multipacket_rejected),
-            ("udp_short_dropped", &s.udp_short_dropped),
-        ] {
-            stat(out, name, get(v));
-        }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// `stats rmemcached`: this server's own counters, kept out of the general
+/// `stats` so that it lists memcached's names only (tools and memcached's
+/// own t/stats.t count them): the UDP guard (`udp_guard`), and the pools
+/// for what clients make the server hold (`mem_budget`): bytes charged
+/// now, and charges refused.
+pub fn own(server: &Server, out: &mut Vec<u8>) {
+    let s = &server.stats;
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    for (name, v) in [
+        ("udp_requests", &s.udp_requests),
+        ("udp_replies", &s.udp_replies),
+        ("udp_dropped_disallowed", &s.udp_dropped_disallowed),
+        ("udp_dropped_rate", &s.udp_dropped_rate),
+        ("udp_multipacket_rejected", &s.udp_multipacket_rejected),
+        ("udp_short_dropped", &s.udp_short_dropped),
+    ] {
+        stat(out, name, get(v));
     }
-    // rmemcached's pools for what clients make it hold (`mem_budget`):
-    // bytes charged now, and charges refused.
     for (name, pool) in [
         ("reply_pool", &*server.reply_pool),
         ("inflight_pool", &server.inflight),
@@ -454,6 +459,7 @@ impl Admin for Server {
             Report::Slabs => group(self, b"slabs", out),
             Report::Sizes => group(self, b"sizes", out),
             Report::Conns => group(self, b"conns", out),
+            Report::Own => own(self, out),
         }
     }
 

@@ -40,10 +40,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Every `stats` value, read at one instant, over a fresh TCP connection.
+/// Every `stats` value, memcached's and this server's own (`stats
+/// rmemcached`), read one after the other over a fresh TCP connection.
 fn stats(server: &common::Server) -> HashMap<String, u64> {
     let mut s = server.tcp();
-    let text = common::request(&mut s, b"stats\r\n", b"END\r\n");
+    let mut text = common::request(&mut s, b"stats\r\n", b"END\r\n");
+    text.extend(common::request(&mut s, b"stats rmemcached\r\n", b"END\r\n"));
     String::from_utf8(text)
         .unwrap()
         .lines()

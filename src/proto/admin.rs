@@ -125,6 +125,7 @@ pub fn process_stat(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut
         b"sizes" => ctx.admin.report(Report::Sizes, out),
         b"slabs" => ctx.admin.report(Report::Slabs, out),
         b"conns" => ctx.admin.report(Report::Conns, out),
+        b"rmemcached" => ctx.admin.report(Report::Own, out),
         // memcached built with extstore, but running without it, prints an
         // empty block (whatever follows); there is no extstore here.
         b"extstore" => out.extend_from_slice(b"END\r\n"),

@@ -446,6 +446,7 @@ fn stat(ctx: &Ctx<'_>, req: BinReq, sub: &[u8], out: &mut Vec<u8>) {
         b"items" => Some(Report::Items),
         b"slabs" => Some(Report::Slabs),
         b"sizes" => Some(Report::Sizes),
+        b"rmemcached" => Some(Report::Own),
         _ => None,
     } {
         ctx.admin.report(which, &mut text);

@@ -51,6 +51,8 @@ pub enum Report {
     Sizes,
     /// `stats conns`.
     Conns,
+    /// `stats rmemcached`: this server's own counters (UDP guard, pools).
+    Own,
 }
 
 /// What the protocols ask of the server beyond the cache and the counters.

@@ -311,10 +311,12 @@ pub fn start_with_env(bin: &str, extra: &[&str], env: &[(&str, &str)]) -> Server
     server
 }
 
-/// One `stats` value of `server`, over a fresh TCP connection.
+/// One `stats` value of `server`, over a fresh TCP connection: one of
+/// memcached's (`stats`) or of this server's own (`stats rmemcached`).
 pub fn stat(server: &Server, name: &str) -> u64 {
     let mut s = server.tcp();
-    let reply = request(&mut s, b"stats\r\n", b"END\r\n");
+    let mut reply = request(&mut s, b"stats\r\n", b"END\r\n");
+    reply.extend(request(&mut s, b"stats rmemcached\r\n", b"END\r\n"));
     let text = String::from_utf8(reply).unwrap();
     let prefix = format!("STAT {name} ");
     text.lines()

@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
+/// memcached's `stats` and this server's own (`stats rmemcached`, where
+/// the UDP guard's counters are).
 fn stats(server: &common::Server) -> HashMap<String, String> {
     let mut s = server.tcp();
-    String::from_utf8_lossy(&common::request(&mut s, b"stats\r\n", b"END\r\n"))
+    let mut text = common::request(&mut s, b"stats\r\n", b"END\r\n");
+    text.extend(common::request(&mut s, b"stats rmemcached\r\n", b"END\r\n"));
+    String::from_utf8_lossy(&text)
         .lines()
         .filter_map(|l| l.strip_prefix("STAT "))
         .filter_map(|l| l.split_once(' '))

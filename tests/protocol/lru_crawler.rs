@@ -280,3 +280,34 @@ fn a_stalled_dump_blocks_no_one() {
     let slow_dump = read_until(&mut slow, b"END\r\n");
     assert!((50_000..=50_001).contains(&count(&slow_dump)));
 }
+
+/// Over UDP memcached sends nothing for a metadump; here a dump that fits
+/// the datagram's reply budget comes whole, framed like any reply, and a
+/// larger one is refused within it.
+#[test]
+fn a_metadump_over_udp_fits_its_datagram_or_is_refused() {
+    let server = common::start_server(&[]);
+    let mut s = server.tcp();
+    for i in 0..100 {
+        let req = format!("set udp{i} 0 0 1\r\nx\r\n");
+        request(&mut s, req.as_bytes(), b"\r\n");
+    }
+    let u = server.udp();
+    let reply = common::udp_request(&u, 7, b"lru_crawler metadump all\r\n");
+    let text = String::from_utf8(reply).unwrap();
+    assert!(text.ends_with("END\r\n"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("key=udp")).count(),
+        100
+    );
+    // 20,000 lines of 250-byte keys: about 5.5 MB, past the 1 MB budget.
+    let key = "k".repeat(240);
+    let mut batch = Vec::new();
+    for i in 0..20_000 {
+        let _ = write!(batch, "set {key}{i:05} 0 0 1 noreply\r\nx\r\n");
+    }
+    s.write_all(&batch).unwrap();
+    request(&mut s, b"version\r\n", b"\r\n");
+    let reply = common::udp_request(&u, 8, b"lru_crawler metadump all\r\nversion\r\n");
+    assert_eq!(reply, b"SERVER_ERROR out of memory writing metadump\r\n");
+}

@@ -87,8 +87,8 @@ enum Listener {
     Unix(UnixListener),
 }
 
-/// Open the sockets, start the workers and run the accept loop (which also
-/// ticks the clock once a second). Returns only on a fatal error.
+/// Open the sockets, start the workers (and the crawler) and run the
+/// accept loop (which also ticks the clock once a second). Returns only on a fatal error.
 pub fn run(
     settings: Settings,
     auth: Option<crate::auth::AuthFile>,
@@ -180,9 +180,6 @@ pub fn run(
         let before = clock.now();
         clock.tick();
         if clock.now() != before {
-            if server.settings.lru_crawler {
-                server.cache.crawl_step();
-            }
             // An accept that failed (EMFILE, say) left connections in the
             // backlog, and no new edge will report them: retry each second.
             for l in &socks {

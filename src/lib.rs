@@ -14,6 +14,9 @@
 //!                   |  (every worker also owns a clone of each UDP socket)
 //!                   v
 //! shared:       Server { Cache (16 shards: table, slab pages, LRUs), Stats, Settings }
+//!                   ^
+//! crawler:      Cache::run_crawler: `lru_crawler crawl` passes, and a
+//!               background pass over one shard a second
 //! ```
 //!
 //! The main thread accepts TCP and unix-socket connections and deals them
@@ -68,12 +71,12 @@
 //! | `memcached.c` `drive_machine`, `conn_*` | [`conn`] ([`conn::stream`], [`conn::udp`]) |
 //! | `memcached.c` `try_read_udp`, `transmit_udp` | [`udp`], [`udp_batch`], [`conn::udp`] |
 //! | `memcached.c` `server_stats`, `process_stat_settings` | [`stats`] |
-//! | `proto_text.c` | [`proto::text`], [`proto::get`], [`proto::meta`], [`proto::admin`], [`proto::auth`], [`proto::tokens`] |
+//! | `proto_text.c` | [`proto::text`], [`proto::get`], [`proto::meta`], [`proto::admin`], [`proto::crawler`], [`proto::auth`], [`proto::tokens`] |
 //! | `proto_bin.c` | [`proto::binary`] |
 //! | `memcached.c` `complete_nread*`, `process_update_command` checks | [`proto::complete`], [`proto::store`] |
 //! | `thread.c` | [`thread`], [`counters`], [`conn_mem`] |
 //! | `assoc.c`, `items.c`, `slabs.c` | [`cache`] |
-//! | `crawler.c` | `cache/evict.rs` (the once-a-second crawl) |
+//! | `crawler.c` | [`cache::crawler`] (the crawler thread's work), [`cache::metadump`] (the dump's cursor), [`proto::crawler`] (its lines) |
 //! | `stats_prefix.c` | [`stats_prefix`] |
 //! | `authfile.c` | [`auth`], [`proto::auth`] |
 //! | `tls.c` | [`tls`], [`conn::tls`] |

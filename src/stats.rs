@@ -124,9 +124,9 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "hash_power_level", hash_power);
     stat(out, "hash_bytes", hash_bytes);
     // memcached machinery that has no counterpart here (hash expansion,
-    // slab page moves, the LRU crawler's and maintainer's own counters,
-    // the logger): the names are kept so that tools scraping `stats` find
-    // them, at 0, under the same settings memcached shows them under.
+    // slab page moves, the LRU maintainer's counters, the logger): the
+    // names are kept so that tools scraping `stats` find them, at 0, under
+    // the same settings memcached shows them under.
     let st = &server.settings;
     stat(out, "hash_is_expanding", 0);
     if st.slab_reassign {
@@ -134,9 +134,10 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
             stat(out, name, 0);
         }
     }
-    if st.lru_crawler {
-        stat(out, "lru_crawler_running", 0);
-        stat(out, "lru_crawler_starts", 0);
+    let crawler = server.cache.crawler();
+    if crawler.enabled() {
+        stat(out, "lru_crawler_running", u8::from(crawler.running()));
+        stat(out, "lru_crawler_starts", crawler.starts());
     }
     if st.lru_maintainer_thread {
         stat(out, "lru_maintainer_juggles", 0);
@@ -251,14 +252,31 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// What `stats settings` shows that commands change at run time.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSettings {
+    /// `verbosity`.
+    pub verbose: u8,
+    /// `cache_memlimit`.
+    pub maxbytes: usize,
+    /// `stats detail on|off`.
+    pub detail_enabled: bool,
+    /// `lru_crawler enable|disable`.
+    pub lru_crawler: bool,
+    /// `lru_crawler sleep`.
+    pub lru_crawler_sleep: u32,
+    /// `lru_crawler tocrawl`.
+    pub lru_crawler_tocrawl: u32,
+}
+
 /// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
-pub fn settings(
-    st: &Settings,
-    verbose: u8,
-    maxbytes: usize,
-    detail_enabled: bool,
-    out: &mut Vec<u8>,
-) {
+pub fn settings(st: &Settings, live: LiveSettings, out: &mut Vec<u8>) {
+    let LiveSettings {
+        verbose,
+        maxbytes,
+        detail_enabled,
+        ..
+    } = live;
     // maxbytes is the live limit: `cache_memlimit` changes it.
     stat(out, "maxbytes", maxbytes);
     stat(out, "maxconns", st.maxconns);
@@ -307,7 +325,9 @@ pub fn settings(
     stat(out, "slab_reassign", yes_no(st.slab_reassign));
     inert(InertGroup::SlabMover, out);
     stat(out, "slab_chunk_max", st.slab_chunk_size_max);
-    stat(out, "lru_crawler", yes_no(st.lru_crawler));
+    stat(out, "lru_crawler", yes_no(live.lru_crawler));
+    stat(out, "lru_crawler_sleep", live.lru_crawler_sleep);
+    stat(out, "lru_crawler_tocrawl", live.lru_crawler_tocrawl);
     inert(InertGroup::Crawler, out);
     stat(out, "flush_enabled", yes_no(st.flush_enabled));
     stat(out, "dump_enabled", yes_no(st.dump_enabled));
@@ -448,13 +468,18 @@ impl Admin for Server {
     fn report(&self, which: Report, out: &mut Vec<u8>) {
         match which {
             Report::General => general(self, out),
-            Report::Settings => settings(
-                &self.settings,
-                self.verbosity(),
-                self.cache.limit(),
-                self.prefix.enabled(),
-                out,
-            ),
+            Report::Settings => {
+                let crawler = self.cache.crawler();
+                let live = LiveSettings {
+                    verbose: self.verbosity(),
+                    maxbytes: self.cache.limit(),
+                    detail_enabled: self.prefix.enabled(),
+                    lru_crawler: crawler.enabled(),
+                    lru_crawler_sleep: crawler.sleep_us(),
+                    lru_crawler_tocrawl: crawler.tocrawl(),
+                };
+                settings(&self.settings, live, out)
+            }
             Report::Items => group(self, b"items", out),
             Report::Slabs => group(self, b"slabs", out),
             Report::Sizes => group(self, b"sizes", out),

@@ -9,7 +9,10 @@
 //! harness unwinds, can meet one; there it is a bug, and these helpers
 //! panic rather than carry on with the data as it was left.
 
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::sync::{
+    Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
+use std::time::Duration;
 
 /// Why the helpers panic.
 const POISONED: &str = "a thread panicked holding this lock (with panic = \"abort\" none can)";
@@ -26,6 +29,16 @@ pub fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
         Err(TryLockError::WouldBlock) => None,
         Err(TryLockError::Poisoned(_)) => panic!("{POISONED}"),
     }
+}
+
+/// Wait on `c`, giving up `g` meanwhile (`pthread_cond_wait`).
+pub fn wait<'a, T>(c: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    c.wait(g).expect(POISONED)
+}
+
+/// Wait on `c` for at most `d` (`pthread_cond_timedwait`).
+pub fn wait_timeout<'a, T>(c: &Condvar, g: MutexGuard<'a, T>, d: Duration) -> MutexGuard<'a, T> {
+    c.wait_timeout(g, d).expect(POISONED).0
 }
 
 /// Take `l` for reading.

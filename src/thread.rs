@@ -1,5 +1,7 @@
 //! Worker threads: mirrors memcached's `thread.c` (`memcached_thread_init`,
-//! `worker_libevent`, `dispatch_conn_new`, `thread_libevent_process`).
+//! `worker_libevent`, `dispatch_conn_new`, `thread_libevent_process`), and
+//! starts and stops the LRU crawler's thread beside them (memcached's
+//! `start_item_crawler_thread`, `stop_item_crawler_thread`).
 //!
 //! Each worker owns a mio `Poll`, a `Waker` and a `Slab` of connections (the
 //! `slab` crate: connection storage, unrelated to memcached's memory slabs).
@@ -35,13 +37,19 @@ pub struct WorkerHandle {
     pub thread: JoinHandle<()>,
 }
 
-/// All workers plus the round-robin cursor of `dispatch_conn_new`.
+/// All workers plus the round-robin cursor of `dispatch_conn_new`, and
+/// the crawler thread.
 #[derive(Debug)]
 pub struct Workers {
     /// One handle per worker.
     pub handles: Vec<WorkerHandle>,
     /// The next worker to receive a connection.
     last_thread: usize,
+    /// The LRU crawler's thread (it runs `Cache::run_crawler`), joined at
+    /// exit.
+    crawler: JoinHandle<()>,
+    /// The shared state, to tell the crawler to stop.
+    server: Arc<Server>,
 }
 
 impl Workers {
@@ -64,6 +72,11 @@ impl Workers {
             if let Err(e) = w.waker.wake() {
                 log::error!("waking worker: {e}");
             }
+        }
+        // The crawler leaves its crawl at the next batch of items.
+        self.server.cache.stop_crawler();
+        if self.crawler.join().is_err() {
+            log::error!("the LRU crawler panicked while stopping");
         }
         for w in self.handles {
             if w.thread.join().is_err() {
@@ -113,9 +126,17 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
             thread,
         });
     }
+    // One crawler thread for the server's life: `lru_crawler disable`
+    // parks it, `enable` wakes it.
+    let cache_owner = server.clone();
+    let crawler = std::thread::Builder::new()
+        .name("crawler".to_string())
+        .spawn(move || cache_owner.cache.run_crawler())?;
     Ok(Workers {
         handles,
         last_thread: 0,
+        crawler,
+        server: server.clone(),
     })
 }
 

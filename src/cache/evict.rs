@@ -1,7 +1,7 @@
 //! Making room: mirrors memcached's `do_item_alloc_pull` and
-//! `lru_pull_tail` (reclaiming dead items and evicting from the LRU tail),
-//! the page moves of its slab rebalancer, and, in `crawl_step`, the LRU
-//! crawler.
+//! `lru_pull_tail` (reclaiming dead items and evicting from the LRU tail)
+//! and the page moves of its slab rebalancer. The LRU crawler, which
+//! takes back dead items nobody asks for, is in `crawler.rs`.
 //!
 //! An allocation for class `c` in shard `S` tries, in order:
 //! 1. a free chunk of `c` in `S`;
@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 use super::items::ItemView;
 use super::shard::{Handle, Shard};
-use super::{lock, try_lock, Cache, SHARDS};
+use super::{try_lock, Cache, SHARDS};
 
 /// When an item was last used, for comparing LRU tails: the time of its
 /// last bump, then its CAS (the order of stores within a second).
@@ -376,34 +376,5 @@ impl Cache {
             },
             None => false,
         })
-    }
-
-    /// One step of the background pass (memcached's LRU crawler): take
-    /// back every dead item of the next shard, and give back its empty
-    /// pages when the cache is over its limit. The main thread calls this
-    /// once a second, so a cache full of expired or flushed items frees
-    /// itself within `SHARDS` seconds even when nothing touches those keys.
-    pub fn crawl_step(&self) {
-        let now = self.clock.now();
-        let i = self.crawl_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        let mut sh = lock(&self.shards[i]);
-        for h in sh.handles() {
-            let class = sh.class_of(h);
-            sh.classes[class].stats.crawler_items_checked += 1;
-            if self.is_dead(sh.view(h), now).is_some() {
-                self.reclaim(&mut sh, h, true);
-            }
-        }
-        while self.used() > self.limit() {
-            match sh.empty_page() {
-                Some(p) => self.give(sh.release_page(p)),
-                None => break,
-            }
-        }
-        // A table that lost most of its items (deletes, a lowered limit)
-        // gives back its memory.
-        if sh.shrink_table() {
-            self.sync_table(&mut sh);
-        }
     }
 }

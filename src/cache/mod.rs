@@ -25,16 +25,22 @@
 //! | [`shard`] | one shard: table, slab pages, LRUs | `assoc.c`, `slabs.c`, the LRU of `items.c` |
 //! | [`items`] | an item's bytes and size rules | `item`, `item_make_header` |
 //! | [`slabs`] | slab classes | `slabs_init`, `slabs_clsid` |
-//! | `evict.rs` | making room, the crawler | `lru_pull_tail`, `crawler.c` |
+//! | `evict.rs` | making room | `lru_pull_tail` |
+//! | [`crawler`] | the LRU crawler's settings, counters and thread mailbox | `crawler.c` |
+//! | `crawl.rs` | the crawler thread's walks: crawls on demand, the background pass | `item_crawler_thread` |
+//! | [`metadump`] | `lru_crawler metadump` as a cursor | `crawler.c`'s metadump |
 //! | `flush.rs` | the `flush_all` horizon | `settings.oldest_live` |
 //! | `dump.rs` | `stats cachedump`'s walk | `item_cachedump` |
 //! | `report.rs` | figures for `stats items`, `stats slabs` | `do_item_stats`, `do_slabs_stats` |
 
+mod crawl;
+pub mod crawler;
 mod dump;
 mod evict;
 mod flush;
 pub mod items;
 pub mod meta;
+pub mod metadump;
 mod report;
 pub mod shard;
 pub mod slabs;
@@ -46,6 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
 use crate::sync::{lock, try_lock};
+use crawler::Crawler;
 use flush::{FlushPair, Horizon};
 use items::{mc_ntotal, Item, ItemView};
 use shard::{ClassStats, Handle, Shard};
@@ -182,6 +189,12 @@ pub struct CacheConfig {
     pub slab_chunk_max: usize,
     /// `-o slab_sizes`.
     pub slab_sizes: Vec<u32>,
+    /// The LRU crawler is on (`-o lru_crawler`, `no_lru_crawler`).
+    pub lru_crawler: bool,
+    /// `-o lru_crawler_sleep`, in microseconds.
+    pub lru_crawler_sleep: u32,
+    /// `-o lru_crawler_tocrawl`.
+    pub lru_crawler_tocrawl: u32,
 }
 
 impl CacheConfig {
@@ -196,6 +209,9 @@ impl CacheConfig {
             factor: s.factor,
             slab_chunk_max: s.slab_chunk_size_max,
             slab_sizes: s.slab_sizes.clone(),
+            lru_crawler: s.lru_crawler,
+            lru_crawler_sleep: s.lru_crawler_sleep,
+            lru_crawler_tocrawl: s.lru_crawler_tocrawl,
         }
     }
 
@@ -260,6 +276,9 @@ pub struct Cache {
     evict_cursor: AtomicUsize,
     /// The shard the background pass visits next.
     crawl_cursor: AtomicUsize,
+    /// The LRU crawler's settings and state; its thread runs
+    /// [`Cache::run_crawler`].
+    crawler: Crawler,
     /// Debug builds only: a key whose `get` makes the worker serving it
     /// panic (`RMEMCACHED_DEBUG_PANIC_KEY`, read once here at start-up),
     /// so that a test can watch the worker death policy at work.
@@ -297,6 +316,11 @@ impl Cache {
             flush: Horizon::default(),
             evict_cursor: AtomicUsize::new(0),
             crawl_cursor: AtomicUsize::new(0),
+            crawler: Crawler::new(
+                config.lru_crawler,
+                config.lru_crawler_sleep,
+                config.lru_crawler_tocrawl,
+            ),
             #[cfg(debug_assertions)]
             panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
                 .map(|k| k.into_encoded_bytes().into_boxed_slice()),
@@ -434,17 +458,23 @@ impl Cache {
     /// Whether a linked item is dead: expired, or hidden by `flush_all`
     /// (memcached's `item_is_flushed` plus the exptime check).
     fn is_dead(&self, v: ItemView<'_>, now: u32) -> Option<Death> {
+        if self.is_flushed(v, now) {
+            return Some(Death::Flushed);
+        }
+        let exptime = v.exptime();
+        (exptime != 0 && exptime <= now).then_some(Death::Expired)
+    }
+
+    /// Whether `flush_all` has hidden a linked item (memcached's
+    /// `item_is_flushed`).
+    fn is_flushed(&self, v: ItemView<'_>, now: u32) -> bool {
         let FlushPair {
             oldest_live,
             oldest_cas,
         } = self.flush.read();
         let flushed =
             v.time() <= oldest_live || (oldest_cas != 0 && v.cas() != 0 && v.cas() < oldest_cas);
-        if oldest_live != 0 && oldest_live <= now && flushed {
-            return Some(Death::Flushed);
-        }
-        let exptime = v.exptime();
-        (exptime != 0 && exptime <= now).then_some(Death::Expired)
+        oldest_live != 0 && oldest_live <= now && flushed
     }
 
     /// Unlink an item and give back its memory, keeping the gauges right.

@@ -49,6 +49,7 @@ impl Cache {
     /// `stats reset`: zero the counters, global and per class.
     pub fn reset_stats(&self) {
         self.stats.reset();
+        self.crawler.reset();
         for m in self.shards.iter() {
             for c in lock(m).classes.iter_mut() {
                 c.stats.reset();

@@ -464,7 +464,84 @@ impl Shard {
         self.table.is_empty()
     }
 
-    /// Every linked item (for the background pass).
+    /// Whether `h`, a handle kept while the shard was unlocked, still
+    /// addresses a linked item (its page or allocation may be gone).
+    pub fn linked_at(&self, h: Handle) -> bool {
+        let mem = if h & LARGE != 0 {
+            self.large.get((h & !LARGE) as usize).map(|(m, _)| &m[..])
+        } else {
+            self.pages.get((h >> CHUNK_BITS) as usize).and_then(|p| {
+                let off = (h & ((1 << CHUNK_BITS) - 1)) as usize * p.chunk as usize;
+                p.mem.get(off..off + p.chunk as usize)
+            })
+        };
+        mem.is_some_and(|m| ItemView::new(m).linked())
+    }
+
+    /// Walk the linked items in handle order, from position `from` (0 to
+    /// start), for a walk that unlocks the shard between calls: chunks page
+    /// by page, then large items. Items never move, so an item linked for
+    /// the whole walk is met exactly once, whatever is stored or removed
+    /// between calls, and the walk ends, since positions only grow.
+    ///
+    /// Pages and large items of classes `wanted` refuses are skipped
+    /// whole. `f` gets each item with its class, and returns false to stop
+    /// before it (it is met again by the next call). Each chunk looked at
+    /// (a page skipped counts as one) takes one from `budget`, and the
+    /// walk stops when it is spent. Returns where to go on, or `None` at
+    /// the end.
+    pub fn walk(
+        &self,
+        from: u64,
+        budget: &mut usize,
+        wanted: impl Fn(usize) -> bool,
+        mut f: impl FnMut(Handle, usize) -> bool,
+    ) -> Option<u64> {
+        let mut pos = from;
+        while pos < u64::from(LARGE) {
+            if *budget == 0 {
+                return Some(pos);
+            }
+            let want = (pos >> CHUNK_BITS) as usize;
+            let Some((key, p)) =
+                (want..self.pages.capacity()).find_map(|k| self.pages.get(k).map(|p| (k, p)))
+            else {
+                pos = u64::from(LARGE);
+                break;
+            };
+            let (first, next_page) = ((key as u64) << CHUNK_BITS, (key as u64 + 1) << CHUNK_BITS);
+            pos = pos.max(first);
+            let chunks = (p.mem.len() / p.chunk as usize) as u64;
+            if !wanted(p.class as usize) || pos - first >= chunks {
+                pos = next_page;
+            } else {
+                let h = pos as Handle;
+                if self.view(h).linked() && !f(h, p.class as usize) {
+                    return Some(pos);
+                }
+                pos += 1;
+            }
+            *budget -= 1;
+        }
+        let start = (pos - u64::from(LARGE)) as usize;
+        for idx in start..self.large.capacity() {
+            let h = LARGE | idx as Handle;
+            if *budget == 0 {
+                return Some(u64::from(h));
+            }
+            let Some((_, class)) = self.large.get(idx) else {
+                continue;
+            };
+            let class = *class as usize;
+            if wanted(class) && self.view(h).linked() && !f(h, class) {
+                return Some(u64::from(h));
+            }
+            *budget -= 1;
+        }
+        None
+    }
+
+    /// Every linked item.
     pub fn handles(&self) -> Vec<Handle> {
         self.table.iter().copied().collect()
     }

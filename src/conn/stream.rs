@@ -14,12 +14,14 @@ use super::common::ByteStream;
 use super::common::{interrupted, would_block, Common, Outcome};
 use super::mem::StreamMemory;
 use super::read_buf::{ReadBuf, READ_SIZE};
+use crate::cache::metadump::DumpCursor;
 use crate::conn_mem::ThreadMem;
 use crate::conn_state::ConnState;
 use crate::mem_budget::{INFLIGHT_FREE, STREAM_FREE};
 use crate::proto::action::GetCmd;
 use crate::proto::action::{Action, Parsed, PendingStore};
 use crate::proto::complete::{complete_nread, refuse_store};
+use crate::proto::crawler::{metadump_batch, METADUMP_LINE_MAX};
 use crate::proto::ctx::Ctx;
 use crate::proto::get::{self, Progress};
 use crate::proto::session::Session;
@@ -72,6 +74,9 @@ pub struct StreamConn {
     /// A multi-get that spent its reply budget and waits for the write to
     /// drain before serving the rest of its keys.
     paused_get: Option<PausedGet>,
+    /// An `lru_crawler metadump` in progress: the next batch of lines is
+    /// taken once the client has read the last.
+    dump: Option<DumpCursor>,
     /// The worker's `-o read_buf_mem_limit` pool, when it counts.
     thread_mem: Option<Arc<ThreadMem>>,
     /// Holds a read-buffer chunk of `thread_mem` (see `conn_mem`).
@@ -111,6 +116,12 @@ impl StreamConn {
     /// The memory the read buffer holds.
     pub fn read_buf_capacity(&self) -> usize {
         self.rbuf.capacity()
+    }
+
+    /// Bytes in the output buffer, sent part included (for tests).
+    #[cfg(test)]
+    pub fn write_buf_len(&self) -> usize {
+        self.wbuf.len()
     }
 
     /// The socket reported readiness: there may be more to read now.
@@ -226,6 +237,8 @@ impl StreamConn {
                             c.set_state(ConnState::Mwrite);
                         } else if let Some(g) = self.paused_get.take() {
                             self.resume_get(c, &ctx, g);
+                        } else if let Some(d) = self.dump.take() {
+                            self.dump_more(c, &ctx, d);
                         } else if !self.rbuf.is_empty() {
                             c.set_state(ConnState::ParseCmd);
                         } else if self.wpos < self.wbuf.len() {
@@ -529,10 +542,29 @@ impl StreamConn {
         c.set_state(ConnState::Mwrite);
     }
 
+    /// Write the next batch of a metadump's lines. The output holds at
+    /// most `STREAM_FREE` bytes of them, so a dump costs nothing of the
+    /// reply pool however large the cache; the next batch comes once the
+    /// client has read this one (the machine goes back to `NewCmd` only
+    /// after a write has emptied the buffer).
+    fn dump_more(&mut self, c: &mut Common, ctx: &Ctx<'_>, mut d: DumpCursor) {
+        let room = STREAM_FREE.saturating_sub(self.wbuf.len() - self.wpos);
+        let done = room >= METADUMP_LINE_MAX
+            && metadump_batch(ctx, &mut d, self.wbuf.len() + room, &mut self.wbuf);
+        if !done {
+            self.dump = Some(d);
+        }
+        c.set_state(ConnState::Mwrite);
+    }
+
     /// Carry out what a command asked for.
     fn apply(&mut self, c: &mut Common, ctx: &Ctx<'_>, server: &Server, action: Action) {
         match action {
             Action::Continue | Action::GetMore(..) => c.set_state(ConnState::NewCmd),
+            Action::MetaDump(d) => {
+                self.dump = Some(d);
+                c.set_state(ConnState::NewCmd);
+            }
             Action::Authenticated => {
                 self.authenticated = true;
                 c.set_state(ConnState::NewCmd);

@@ -244,3 +244,48 @@ fn quit_writes_what_is_queued_then_closes() {
     assert_eq!(rig.event(), Outcome::Close);
     assert_eq!(rig.pipe.take_output(), "VERSION 1.6.18\r\n");
 }
+
+/// A metadump takes its next batch only once the client has read the
+/// last: the output never holds more than `STREAM_FREE`, a client that
+/// reads nothing gets nothing more queued, and a command sent after the
+/// dump is answered after its `END`.
+#[test]
+fn a_metadump_goes_at_the_pace_the_client_reads() {
+    use crate::mem_budget::STREAM_FREE;
+    let mut rig = Rig::new(Settings::default());
+    for i in 0..5000 {
+        let key = format!("dump:{i:05}");
+        rig.server
+            .cache
+            .store(crate::cache::StoreMode::Set, key.as_bytes(), 0, 0, b"v", 0);
+    }
+    rig.pipe.window = 0;
+    rig.pipe.send(b"lru_crawler metadump all\r\nversion\r\n");
+    assert_eq!(rig.event(), Outcome::Idle);
+    assert_eq!(rig.state(), ConnState::Mwrite);
+    let first = rig.conn.write_buf_len();
+    assert!(first > 0 && first <= STREAM_FREE, "{first}");
+    // Events without room to write queue nothing more.
+    assert_eq!(rig.event(), Outcome::Idle);
+    assert_eq!(rig.conn.write_buf_len(), first);
+    let mut events = 0;
+    while !rig.pipe.output.ends_with(b"VERSION 1.6.18\r\n") {
+        rig.pipe.window = 3000;
+        rig.event();
+        assert!(rig.conn.write_buf_len() <= STREAM_FREE);
+        events += 1;
+        assert!(events < 10_000, "the dump does not end");
+    }
+    let out = rig.pipe.take_output();
+    let (dump, rest) = out.split_once("END\r\n").unwrap();
+    assert_eq!(rest, "VERSION 1.6.18\r\n");
+    let mut keys: Vec<&str> = dump
+        .lines()
+        .map(|l| l.strip_prefix("key=").unwrap().split(' ').next().unwrap())
+        .collect();
+    keys.sort();
+    let want: Vec<String> = (0..5000)
+        .map(|i| format!("dump:{i:05}").replace(':', "%3A"))
+        .collect();
+    assert_eq!(keys, want);
+}

@@ -3,6 +3,7 @@
 //! [`Completion`] that says which protocol answers it. Shared by the text,
 //! meta and binary protocols; the connection carries the actions out.
 
+use crate::cache::metadump::DumpCursor;
 use crate::cache::StoreMode;
 use crate::server::Stop;
 
@@ -37,6 +38,11 @@ pub enum Action {
     /// A retrieval spent its reply budget: write out what is queued, then
     /// serve the keys that start at this offset of the command line.
     GetMore(GetCmd, usize),
+    /// `lru_crawler metadump`: write the dump's lines batch by batch, each
+    /// once the client has read the last (memcached hands the connection
+    /// to its crawler thread), then `END`; no other command is read
+    /// meanwhile.
+    MetaDump(DumpCursor),
     /// Read `vlen` bytes of value, then call [`super::complete::complete_nread`].
     Nread(PendingStore),
     /// Discard this many bytes (a value that cannot be stored).

@@ -77,6 +77,12 @@ pub fn process(
                 reply.truncate(sess.unsent);
                 break;
             }
+            Action::MetaDump(cur) => {
+                super::crawler::metadump_datagram(ctx, sess, cur, reply);
+                if sess.reply_spent {
+                    break;
+                }
+            }
             Action::Quit => break,
             Action::Shutdown(why) => return Some(why),
         }
@@ -111,7 +117,11 @@ fn process_binary(ctx: &Ctx<'_>, sess: &mut Session, payload: &[u8], reply: &mut
             }
             Action::Swallow(n) => pos += n.min(payload.len() - pos),
             Action::Close | Action::Quit | Action::Shutdown(_) => return,
-            Action::Continue | Action::Authenticated | Action::Flush | Action::GetMore(..) => {}
+            Action::Continue
+            | Action::Authenticated
+            | Action::Flush
+            | Action::GetMore(..)
+            | Action::MetaDump(_) => {}
         }
     }
 }

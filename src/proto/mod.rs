@@ -18,6 +18,7 @@
 //! | [`get`] | text retrievals (`get`, `gets`, `gat`, `gats`) | `process_get_command` |
 //! | [`meta`] | the meta commands | `process_mget_command`, ... |
 //! | [`admin`] | `stats`, `slabs`, `cache_memlimit`, `stats cachedump` | `process_stat`, ... |
+//! | [`crawler`] | `lru_crawler`, the metadump's lines | `process_lru_crawler_command` |
 //! | [`auth`] | `-Y` authentication | `try_read_command_asciiauth` |
 //! | [`binary`] | the binary protocol | `proto_bin.c` |
 //! | [`datagram`] | every command of one UDP datagram | `drive_machine` over a datagram |
@@ -27,6 +28,7 @@ pub mod admin;
 pub mod auth;
 pub mod binary;
 pub mod complete;
+pub mod crawler;
 pub mod ctx;
 pub mod datagram;
 pub mod get;

@@ -131,6 +131,7 @@ pub fn process_command(
             }
         }
         b"slabs" => super::admin::process_slabs(ctx, sess, &t, out),
+        b"lru_crawler" => return super::crawler::process(ctx, sess, &t, out),
         b"cache_memlimit" => {
             if want(n == 3 || n == 4, sess, out) {
                 super::admin::process_memlimit(ctx, sess, &t, out);

@@ -157,9 +157,15 @@ pub struct Settings {
     /// default; `-o no_modern` turns it off, as it turns off memcached's
     /// `lru_segmented`).
     pub lru_segmented: bool,
-    /// Run the background pass that takes back dead items (`-o
-    /// lru_crawler`, on; `no_lru_crawler` turns it off).
+    /// Start with the LRU crawler enabled (`-o lru_crawler`, on;
+    /// `no_lru_crawler` turns it off; `lru_crawler enable|disable` changes
+    /// it at run time, in the cache).
     pub lru_crawler: bool,
+    /// `-o lru_crawler_sleep`: microseconds the crawler sleeps between
+    /// batches (100).
+    pub lru_crawler_sleep: u32,
+    /// `-o lru_crawler_tocrawl`: items crawled per LRU and crawl, 0 = all.
+    pub lru_crawler_tocrawl: u32,
     /// memcached's LRU maintainer thread (`-o no_lru_maintainer` turns it
     /// off). There is none here; the setting only decides which `stats`
     /// names are shown, as in memcached.
@@ -218,6 +224,8 @@ impl Default for Settings {
             slab_reassign: true,
             lru_segmented: true,
             lru_crawler: true,
+            lru_crawler_sleep: 100,
+            lru_crawler_tocrawl: 0,
             lru_maintainer_thread: true,
         }
     }

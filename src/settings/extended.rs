@@ -16,7 +16,8 @@
 //! | `slab_sizes=A-B-...` | [`Settings::slab_sizes`](super::Settings::slab_sizes) |
 //! | `no_chunked_items` | `slab_chunk_size_max` = slab page size |
 //! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
-//! | `lru_crawler`, `no_lru_crawler` | [`Settings::lru_crawler`](super::Settings::lru_crawler): the once-a-second pass over one shard |
+//! | `lru_crawler`, `no_lru_crawler` | [`Settings::lru_crawler`](super::Settings::lru_crawler): the crawler starts enabled or not |
+//! | `lru_crawler_sleep=US`, `lru_crawler_tocrawl=N` | [`Settings::lru_crawler_sleep`](super::Settings::lru_crawler_sleep), [`Settings::lru_crawler_tocrawl`](super::Settings::lru_crawler_tocrawl) |
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |
 //! | `udp_allow=CIDR;...\|any` | [`Settings::udp_allow`](super::Settings::udp_allow) (rmemcached only) |
 //! | `udp_reply_rate=BYTES` | [`Settings::udp_reply_rate`](super::Settings::udp_reply_rate) (rmemcached only) |
@@ -26,7 +27,7 @@
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
 //! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
 //! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
-//! `tail_repair_time`, `hash_algorithm`, `lru_crawler_sleep`, `lru_crawler_tocrawl`, `lru_maintainer`,
+//! `tail_repair_time`, `hash_algorithm`, `lru_maintainer`,
 //! `no_lru_maintainer`, `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`,
 //! `warm_max_factor`, `temporary_ttl`, `watcher_logbuf_size`,
 //! `worker_logbuf_size`, `track_sizes`, `inline_ascii_resp`,
@@ -261,14 +262,16 @@ fn one(
             if !(0..=1_000_000).contains(&n) {
                 return Err(bad("LRU crawler sleep must be between 0 and 1 second"));
             }
-            Ignored
+            s.lru_crawler_sleep = n as u32;
+            Honoured
         }
         "lru_crawler_tocrawl" => {
             let v = need(value, "Missing lru_crawler_tocrawl value")?;
-            if safe_strtoul(v.as_bytes()).is_none() {
+            let Some(n) = safe_strtoul(v.as_bytes()) else {
                 return Err(bad("lru_crawler_tocrawl takes a numeric 32bit value"));
-            }
-            Ignored
+            };
+            s.lru_crawler_tocrawl = n;
+            Honoured
         }
         "lru_crawler" => {
             s.lru_crawler = true;

@@ -75,11 +75,9 @@ impl Settings {
                     ("slab_automove_window", uint("slab_automove_window", 30, 1)),
                 ]
             }
-            InertGroup::Crawler => vec![
-                ("lru_crawler_sleep", int("lru_crawler_sleep", 100)),
-                ("lru_crawler_tocrawl", uint("lru_crawler_tocrawl", 0, 1)),
-                ("tail_repair_time", int("tail_repair_time", 0)),
-            ],
+            // `lru_crawler_sleep` and `lru_crawler_tocrawl` come before it,
+            // from the crawler (the `lru_crawler` command changes them).
+            InertGroup::Crawler => vec![("tail_repair_time", int("tail_repair_time", 0))],
             InertGroup::Hash => {
                 let hash = match self.given_any(&["hash_algorithm", "no_modern"]) {
                     Some(("hash_algorithm", Some(v))) => v,
@@ -162,7 +160,7 @@ impl Settings {
 pub enum InertGroup {
     /// After `slab_reassign`.
     SlabMover,
-    /// After `lru_crawler`.
+    /// After `lru_crawler_tocrawl`.
     Crawler,
     /// After `dump_enabled`.
     Hash,

@@ -15,6 +15,7 @@ mod budgets;
 mod garbage;
 mod idle;
 mod limits;
+mod metadump_memory;
 mod multiget_memory;
 mod read_buf_limit;
 mod signals;

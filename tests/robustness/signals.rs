@@ -109,3 +109,26 @@ fn stop_closes_idle_connections_and_listeners() {
     assert_eq!(idle.read(&mut buf).unwrap_or(0), 0);
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// The crawler thread stops with the workers: a crawl that would take a
+/// minute (a second's sleep every 1,000 items) does not hold up SIGTERM.
+#[test]
+fn sigterm_stops_a_crawl_in_progress() {
+    let mut server = start_server(&["-o", "lru_crawler_sleep=1000000"]);
+    let mut c = server.tcp();
+    let mut batch = Vec::new();
+    for i in 0..60_000 {
+        let _ = write!(batch, "set crawl{i} 0 0 1 noreply\r\nx\r\n");
+    }
+    c.write_all(&batch).unwrap();
+    assert_eq!(
+        request(&mut c, b"lru_crawler crawl all\r\n", b"\r\n"),
+        b"OK\r\n"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(common::stat(&server, "lru_crawler_running"), 1);
+    let asked = Instant::now();
+    signal(server.child.id(), "TERM");
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
+    assert!(asked.elapsed() < Duration::from_secs(3));
+}

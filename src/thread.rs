@@ -310,21 +310,26 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        match conn.drive_machine(&self.server) {
-            Outcome::Idle => {
-                if let Some(interest) = conn.interest_change() {
-                    if let Err(e) = self
-                        .poll
-                        .registry()
-                        .reregister(conn.source(), token, interest)
-                    {
-                        // Without the registration the connection would
-                        // wait for an edge that never comes.
-                        log::warn!("reregister connection: {e}");
-                        self.close(token);
-                    }
+        let outcome = conn.drive_machine(&self.server);
+        if outcome != Outcome::Close {
+            // A UDP connection's queue may have filled or drained, whether
+            // it waits now or yielded.
+            if let Some(interest) = conn.interest_change() {
+                if let Err(e) = self
+                    .poll
+                    .registry()
+                    .reregister(conn.source(), token, interest)
+                {
+                    // Without the registration the connection would wait
+                    // for an edge that never comes.
+                    log::warn!("reregister connection: {e}");
+                    self.close(token);
+                    return;
                 }
             }
+        }
+        match outcome {
+            Outcome::Idle => {}
             Outcome::Yield => {
                 if !self.pending.contains(&token) {
                     self.pending.push(token);

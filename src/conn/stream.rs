@@ -203,9 +203,10 @@ impl StreamConn {
     /// an idle connection holds little memory (memcached returns its big
     /// read buffers to a pool for the same reason). A buffer still filling
     /// with a value is left alone.
-    fn shrink_buffers(&mut self, server: &Server) {
+    fn shrink_buffers(&mut self, c: &mut Common, server: &Server) {
         if self.inflight == 0 && self.rbuf.shrink(KEEP) {
             server.inflight.give(std::mem::take(&mut self.line_charge));
+            c.sync_read_buf(&server.gauges, self.rbuf.capacity());
         }
         if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * KEEP {
             self.wbuf = Vec::new();
@@ -244,7 +245,7 @@ impl StreamConn {
                         } else if self.wpos < self.wbuf.len() {
                             c.set_state(ConnState::Mwrite);
                         } else {
-                            self.shrink_buffers(server);
+                            self.shrink_buffers(c, server);
                             c.sync_read_buf(&server.gauges, self.rbuf.capacity());
                             self.release_rbuf();
                             c.set_state(ConnState::Waiting);
@@ -305,7 +306,7 @@ impl StreamConn {
                             // charge: what follows the value is at most
                             // one read.
                             server.inflight.give(std::mem::take(&mut self.inflight));
-                            self.shrink_buffers(server);
+                            self.shrink_buffers(c, server);
                         }
                         c.set_state(ConnState::NewCmd);
                     } else if let Some(o) = self.read_more(c, sock, server) {
@@ -485,7 +486,13 @@ impl StreamConn {
             c.set_state(ConnState::Closing);
             return;
         }
+        // The C code works on a NUL-terminated string: a NUL ends the line,
+        // for the keys of a paused multi-get too.
         let line = &buf[..end];
+        let line = line
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(line, |n| &line[..n]);
         let action = text::process_command(ctx, &mut self.sess, line, &mut self.wbuf);
         if let Action::GetMore(cmd, offset) = action {
             // Keep the keys not served yet; the line itself is consumed.
@@ -518,7 +525,7 @@ impl StreamConn {
         } else {
             // A large value read earlier may have left a large buffer
             // behind a partial line that will never end.
-            self.shrink_buffers(server);
+            self.shrink_buffers(c, server);
             c.set_state(ConnState::Waiting);
         }
     }

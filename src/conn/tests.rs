@@ -289,3 +289,23 @@ fn a_metadump_goes_at_the_pace_the_client_reads() {
         .collect();
     assert_eq!(keys, want);
 }
+
+#[test]
+fn a_nul_ends_the_keys_of_a_paused_multi_get() {
+    let mut rig = Rig::new(Settings::default());
+    let big = vec![b'b'; 100_000];
+    rig.pipe.send(b"set big 0 0 100000\r\n");
+    rig.pipe.send(&big);
+    rig.pipe.send(b"\r\nset small 0 0 2\r\nhi\r\n");
+    assert_eq!(rig.event(), Outcome::Idle);
+    assert_eq!(rig.pipe.take_output(), "STORED\r\nSTORED\r\n");
+    // The first value spends the get's reply budget, so the get pauses
+    // after it; the keys it resumes with end at the NUL, as memcached's
+    // C string does.
+    rig.pipe.send(b"get big big\0 small\r\n");
+    while rig.event() != Outcome::Idle || rig.state() != ConnState::Waiting {}
+    let out = rig.pipe.take_output();
+    assert_eq!(out.matches("VALUE big 0 100000\r\n").count(), 2);
+    assert!(!out.contains("small"), "a key after the NUL was served");
+    assert!(out.ends_with("END\r\n"));
+}

@@ -66,14 +66,16 @@ memaslap_config() {
     printf 'key\n%d %d 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n' "$2" "$2" "$3" "$3" >"$1"
 }
 
-# start_server BIN PORT LOGFILE: starts it as the memaslap comparisons run
-# servers (-t 1, -m $MEM_MB, pinned to core 0) and waits until its TCP port
+# start_server BIN PORT LOGFILE [FLAG ...]: starts it as the memaslap
+# comparisons run servers (-t 1, -m $MEM_MB, pinned to core 0; the FLAGs
+# added, such as -Z and its -o ssl_* options) and waits until its TCP port
 # answers; its pid is then in $server_pid. Fails when it exits at start
 # (another process may have taken the port in the meantime).
 start_server() {
     local bin=$1 port=$2 logf=$3
+    shift 3
     taskset -c 0 "$bin" -l 127.0.0.1 -p "$port" -U "$port" -m "$MEM_MB" -t 1 \
-        "${user_args[@]}" </dev/null >"$logf" 2>&1 &
+        "${user_args[@]}" "$@" </dev/null >"$logf" 2>&1 &
     server_pid=$!
     pids+=("$server_pid")
     for _ in $(seq 200); do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput and CPU benchmark: rmemcached against the real memcached, under
-# memaslap (Debian ships it as `memcaslap`), over UDP and TCP.
+# memaslap (Debian ships it as `memcaslap`), over UDP and TCP; then, under
+# the project's own rmc-load, latency at a fixed UDP load, and TCP over TLS.
 #
 # usage: scripts/bench-vs-memcached.sh [--quick]
 #
@@ -16,7 +17,8 @@
 #     target/bench/runs.tsv     every measured run
 #     target/bench/latency.tsv  the rmc-load runs behind the latency table
 #                               (latency at half of memcached's peak UDP rate)
-#     target/bench/logs/        every memaslap output
+#     target/bench/tls.tsv      the rmc-load runs behind the TLS table
+#     target/bench/logs/        every memaslap and rmc-load output
 #
 # Set-up, on 127.0.0.1 only: for each combination of transport (udp, tcp),
 # value size (32, 1000 bytes) and concurrency (memaslap -c 32, 128), a fresh
@@ -67,6 +69,24 @@
 # and the ratios rmemcached/memcached of the medians. Absolute numbers vary
 # from machine to machine and run to run; keep the machine otherwise idle.
 #
+# TLS: memaslap does not speak TLS, so rmc-load (target/release/rmc-load)
+# loads both servers, started as above plus
+#     -Z -o ssl_chain_cert=tests/tls/server.pem,ssl_key=tests/tls/server.key
+# (the same certificate and key for both; as root the files must be
+# readable by nobody), over TLS, trusting tests/tls/ca.pem:
+#     taskset -c 1 rmc-load --tcp PORT --tls --tls-ca tests/tls/ca.pem --mode mixed
+#         --keys 1000 --value-size 32 --sockets 4 --outstanding 8 --duration 5
+# (closed loop: 4 connections, 8 requests in flight on each, 32 in all as
+# memaslap's -c 32; 90% gets, 10% sets; each connection's handshake done
+# before the measured run starts), and the same load over plain TCP against
+# a second pair started without -Z, as the baseline of the same generator.
+# Each server gets one unmeasured run that also stores the keys, then the
+# rounds alternate the two servers as above. Reported: ops/s (rmc-load's
+# completed requests per second), CPU us/op, user and sys as above (over
+# rmc-load's completed requests), the CPU of the server and of rmc-load in
+# % of one core (the one near 100% limits ops/s), the ratios
+# rmemcached/memcached, and each server's CPU per op over TLS / over TCP.
+#
 # Known memaslap issue: with --udp it sometimes dies with
 #   ms_sort_udp_packet: Assertion `req_id == c->request_id' failed
 # or waits forever, against memcached too, roughly 1 run in 4 at -c 128:
@@ -84,14 +104,23 @@
 #      BENCH_QUICK=1      same as --quick: 1 round of 2-second runs
 #      BENCH_WARMUP_SECS  unmeasured warm-up run per server (default 1; 0: none)
 #      BENCH_RETRIES      retries of a run memaslap broke (default 3)
-#      BENCH_TRANSPORTS   default "udp tcp"
+#      BENCH_TRANSPORTS   default "udp tcp"; " " (blank): no memaslap run,
+#                         only the rmc-load tables (the latency one at
+#                         BENCH_LAT_RATE, default 50000/s)
 #      BENCH_SIZES        value sizes, default "32 1000"
 #      BENCH_CONCURRENCY  memaslap -c values, default "32 128"
 #      BENCH_KEY_SIZE     key length (default 32; memaslap wants 16..250)
 #      BENCH_OVERWRITE    memaslap -o, share of sets that overwrite (default 0.9)
 #      MEM_MB             -m for both servers (default 64)
+#      BENCH_TLS=0        leave out the TLS table (default 1)
+#      BENCH_TLS_SOCKETS  rmc-load --sockets for the TLS table (default 4)
+#      BENCH_TLS_OUTSTANDING  rmc-load --outstanding for it (default 8)
+#      BENCH_TLS_CERT, BENCH_TLS_KEY, BENCH_TLS_CA  the servers' certificate
+#                         and key, and the CA rmc-load trusts (default
+#                         tests/tls/server.pem, server.key, ca.pem)
 #      RMC_BIN            rmemcached binary (default: build, then
 #                         target/release/rmemcached)
+#      RMC_LOAD           rmc-load binary (default: next to RMC_BIN)
 #      MC_BIN             memcached binary (default /usr/bin/memcached)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +146,12 @@ KEY_SIZE=${BENCH_KEY_SIZE:-32}
 OVERWRITE=${BENCH_OVERWRITE:-0.9}
 MEM_MB=${MEM_MB:-64}
 MC_BIN=${MC_BIN:-/usr/bin/memcached}
+TLS=${BENCH_TLS:-1}
+TLS_SOCKETS=${BENCH_TLS_SOCKETS:-4}
+TLS_OUTSTANDING=${BENCH_TLS_OUTSTANDING:-8}
+TLS_CERT=${BENCH_TLS_CERT:-tests/tls/server.pem}
+TLS_KEY=${BENCH_TLS_KEY:-tests/tls/server.key}
+TLS_CA=${BENCH_TLS_CA:-tests/tls/ca.pem}
 OUT=target/bench
 started=$(date +%s)
 # shellcheck source=scripts/bench-lib.sh
@@ -127,6 +162,17 @@ require_memaslap_setup gnuplot:gnuplot-nox python3:python3
 release_build
 
 CLK_TCK=$(getconf CLK_TCK)
+if [ "$TLS" = 1 ]; then
+    for f in "$TLS_CERT" "$TLS_KEY" "$TLS_CA"; do
+        [ -r "$f" ] || die "TLS: cannot read $f"
+    done
+    # The servers read the certificate and key as nobody.
+    if [ "$(id -u)" -eq 0 ]; then
+        for f in "$TLS_CERT" "$TLS_KEY"; do
+            runuser -u nobody -- test -r "$f" || die "TLS: nobody cannot read $f (the servers run as nobody)"
+        done
+    fi
+fi
 
 rm -rf "$OUT/logs"
 mkdir -p "$OUT/logs"
@@ -139,15 +185,16 @@ printf 'transport\tvalue\tconc\tserver\tround\tstatus\tops\ttps\tcpu_us_per_op\t
 
 # --- helpers ----------------------------------------------------------------
 
-# start_pair LOGBASE: both servers on fresh ports; sets rm_port, rm_pid,
-# mc_port, mc_pid.
+# start_pair LOGBASE [FLAG ...]: both servers on fresh ports, the FLAGs
+# added to both; sets rm_port, rm_pid, mc_port, mc_pid.
 start_pair() {
-    local attempt
+    local attempt base=$1
+    shift
     for attempt in 1 2 3 4 5; do
         read -r rm_port mc_port < <(free_ports 2)
-        if start_server "$RMC_BIN" "$rm_port" "$1-rmemcached.server.log"; then
+        if start_server "$RMC_BIN" "$rm_port" "$base-rmemcached.server.log" "$@"; then
             rm_pid=$server_pid
-            if start_server "$MC_BIN" "$mc_port" "$1-memcached.server.log"; then
+            if start_server "$MC_BIN" "$mc_port" "$base-memcached.server.log" "$@"; then
                 mc_pid=$server_pid
                 return
             fi
@@ -278,6 +325,7 @@ udp_flag=""
 [[ " $TRANSPORTS " == *" udp "* ]] && udp_flag=" [--udp]"
 
 export RUNS OUT SECS ROUNDS WARMUP RETRIES MEM_MB KEY_SIZE OVERWRITE elapsed load_start load_end CLK_TCK
+export TLS_SOCKETS TLS_OUTSTANDING TLS_CERT TLS_KEY
 BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') BENCH_KERNEL=$(uname -r)
 BENCH_CPU=${cpu_model:-unknown} BENCH_CORES=$(nproc --all)
 BENCH_RMC="rmemcached $rev" BENCH_MC=$("$MC_BIN" -V 2>&1 | head -1)
@@ -426,6 +474,9 @@ with open(os.path.join(out, "results.md"), "w") as f:
     f.write(md)
 EOF
 
+if [ -z "${TRANSPORTS// /}" ]; then
+    log "no memaslap runs: no $OUT/ops.png"
+else
 gnuplot <<EOF || log "gnuplot failed: no $OUT/ops.png"
 if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
     set terminal pngcairo size 1000,560 noenhanced
@@ -446,6 +497,7 @@ set key top right
 plot "$OUT/ops.dat" using 2:xtic(1) title "rmemcached" lc rgb "#c0392b", \
      "" using 3 title "memcached" lc rgb "#2c7fb8"
 EOF
+fi
 
 # --- latency at a fixed load (rmc-load) ------------------------------------
 # The project's own generator, open loop over UDP: 32-byte gets at half of
@@ -503,6 +555,184 @@ with open(md, "a") as f:
 PYEOF
 else
     log "no rmc-load at $RMC_LOAD: latency table left out"
+fi
+
+# --- TLS (rmc-load) -----------------------------------------------------------
+# memaslap does not speak TLS, so rmc-load loads both servers here, started
+# with -Z and the same certificate and key, over TLS (it finishes every
+# handshake before its clock starts), and, as the baseline with the same
+# generator, over plain TCP from a second pair started without -Z. Closed
+# loop, $TLS_SOCKETS connections with $TLS_OUTSTANDING requests in flight
+# each, from core 1; one unmeasured run per server first (it also stores the
+# keys), then $ROUNDS alternating rounds of measured runs (--no-preload).
+TLS_RUNS=$OUT/tls.tsv
+tls_flags=(-Z -o "ssl_chain_cert=$TLS_CERT,ssl_key=$TLS_KEY")
+load_flags=(--mode mixed --keys 1000 --value-size 32 --sockets "$TLS_SOCKETS"
+    --outstanding "$TLS_OUTSTANDING")
+
+# json_field FILE NAME: the value of NAME (a number, or a string without
+# quotes in it) in the JSON line that ends FILE.
+json_field() {
+    tail -1 "$1" | sed -n -e "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p; t" -e "s/.*\"$2\":\([^,}]*\).*/\1/p"
+}
+
+# load_run TRANSPORT PORT SECS LOGBASE [FLAG ...]: one rmc-load run over
+# TRANSPORT (tcp, tls), bounded by timeout; returns its exit status.
+load_run() {
+    local transport=$1 port=$2 secs=$3 base=$4 rc=0 tls=()
+    shift 4
+    [ "$transport" = tls ] && tls=(--tls --tls-ca "$TLS_CA")
+    timeout -k 2 $((${secs%.*} + 30)) taskset -c 1 "$OUT/rmc-load" --tcp "$port" "${tls[@]}" \
+        "${load_flags[@]}" --duration "$secs" --json "$@" </dev/null >"$base.out" 2>"$base.err" || rc=$?
+    return "$rc"
+}
+
+# tls_measure TRANSPORT NAME PORT PID ROUND: one measured rmc-load run;
+# appends a line to tls.tsv.
+tls_measure() {
+    local transport=$1 name=$2 port=$3 pid=$4 round=$5 rc=0 base status
+    local user0 sys0 user1 sys1 kids0 kids1 busy0 busy1 t0 t1 ops completed cpu user sys
+    local server_pct load_pct other lost errors session
+    base=$OUT/logs/rmc-load-$transport-$name-r$round
+    children_ticks
+    kids0=$REPLY busy0=$(machine_busy) t0=$(date +%s%N)
+    read -r user0 sys0 < <(cpu_ticks "$pid")
+    load_run "$transport" "$port" "$SECS" "$base" --no-preload || rc=$?
+    read -r user1 sys1 < <(cpu_ticks "$pid")
+    t1=$(date +%s%N) busy1=$(machine_busy)
+    children_ticks
+    kids1=$REPLY
+    kill -0 "$pid" 2>/dev/null || { cat "$base.err" >&2; die "$name died under rmc-load ($base.out)"; }
+    ops=$(json_field "$base.out" ops_per_sec) completed=$(json_field "$base.out" completed)
+    if [ "$rc" -eq 0 ] && [ -n "$ops" ] && [ "${completed:-0}" -gt 0 ]; then
+        status=ok
+        cpu=$(per_op $((user1 + sys1 - user0 - sys0)) "$completed")
+        user=$(per_op $((user1 - user0)) "$completed")
+        sys=$(per_op $((sys1 - sys0)) "$completed")
+        # The server's and rmc-load's CPU, in % of one core, over the run.
+        read -r server_pct load_pct other < <(awk -v s=$((user1 + sys1 - user0 - sys0)) \
+            -v l=$((kids1 - kids0)) -v b=$((busy1 - busy0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) \
+            'BEGIN { t = hz * ns / 1e9 / 100; o = (b - s - l) / t; printf "%.0f %.0f %.0f\n", s / t, l / t, (o < 0 ? 0 : o) }')
+        lost=$(json_field "$base.out" lost) errors=$(json_field "$base.out" errors)
+        session=$(json_field "$base.out" tls)
+    else
+        status=failed ops=- completed=- cpu=- user=- sys=- server_pct=- load_pct=- other=- lost=- errors=- session=
+        log "    $name round $round: rmc-load exit $rc, no result in the medians (see $base.err)"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$transport" "$name" "$round" "$status" "$ops" "$completed" "$cpu" "$user" "$sys" \
+        "$server_pct" "$load_pct" "$lost" "$errors" "$other" "${session:--}" >>"$TLS_RUNS"
+    log "    $name round $round: $ops ops/s, $cpu us/op CPU ($user user, $sys sys), server CPU $server_pct%, rmc-load CPU $load_pct%, other CPU $other%${session:+, $session}"
+}
+
+if [ "$TLS" = 1 ] && [ -x "$RMC_LOAD" ]; then
+    printf 'transport\tserver\tround\tstatus\tops_per_sec\tcompleted\tcpu_us_per_op\tuser_us_per_op\tsys_us_per_op\tserver_cpu_pct\tload_cpu_pct\tlost\terrors\tother_cpu_pct\ttls\n' >"$TLS_RUNS"
+    warm=$WARMUP
+    [ "$warm" -gt 0 ] || warm=0.5
+    for transport in tcp tls; do
+        log "[rmc-load over $transport, 32-byte values, $TLS_SOCKETS connections x $TLS_OUTSTANDING in flight]"
+        flags=()
+        [ "$transport" = tls ] && flags=("${tls_flags[@]}")
+        start_pair "$OUT/logs/rmc-load-$transport" "${flags[@]}"
+        load_run "$transport" "$rm_port" "$warm" "$OUT/logs/rmc-load-$transport-rmemcached-warmup" \
+            || die "rmc-load against rmemcached over $transport: $(tail -3 "$OUT/logs/rmc-load-$transport-rmemcached-warmup.err")"
+        load_run "$transport" "$mc_port" "$warm" "$OUT/logs/rmc-load-$transport-memcached-warmup" \
+            || die "rmc-load against memcached over $transport: $(tail -3 "$OUT/logs/rmc-load-$transport-memcached-warmup.err")"
+        for round in $(seq "$ROUNDS"); do
+            tls_measure "$transport" rmemcached "$rm_port" "$rm_pid" "$round"
+            tls_measure "$transport" memcached "$mc_port" "$mc_pid" "$round"
+        done
+        stop_servers
+        pids=()
+    done
+    TLS_CMD_SERVER="taskset -c 0 SERVER -l 127.0.0.1 -p PORT -U PORT -m $MEM_MB -t 1${user_args[*]:+ ${user_args[*]}} [${tls_flags[*]}]"
+    TLS_CMD_LOAD="taskset -c 1 rmc-load --tcp PORT [--tls --tls-ca $TLS_CA] ${load_flags[*]} --duration $SECS --json --no-preload"
+    export TLS_RUNS TLS_CMD_SERVER TLS_CMD_LOAD
+    python3 - "$OUT/results.md" <<'PYEOF'
+import csv, os, statistics, sys
+env = os.environ
+rows = list(csv.DictReader(open(env["TLS_RUNS"]), delimiter="\t"))
+servers = ("rmemcached", "memcached")
+
+def runs(t, s):
+    return [r for r in rows if r["transport"] == t and r["server"] == s]
+
+def med(t, s, field):
+    v = [float(r[field]) for r in runs(t, s) if r["status"] == "ok"]
+    return statistics.median(v) if v else None
+
+def fmt(x, spec):
+    return "-" if x is None else spec % x
+
+def ratio(a, b):
+    return "-" if a is None or not b else "%.2f" % (a / b)
+
+def pair(t, field, spec):
+    return " / ".join(fmt(med(t, s, field), spec) for s in servers)
+
+def total(t, field):
+    out = []
+    for s in servers:
+        v = [int(r[field]) for r in runs(t, s) if r["status"] == "ok"]
+        failed = sum(1 for r in runs(t, s) if r["status"] != "ok")
+        out.append("%d" % sum(v) + (" (%d failed)" % failed if failed else ""))
+    return " / ".join(out)
+
+table = ["| transport | ops/s rmc | ops/s mc | rmc/mc | CPU µs/op rmc | CPU µs/op mc | rmc/mc "
+         "| user µs/op rmc/mc | sys µs/op rmc/mc | server CPU % rmc/mc | rmc-load CPU % rmc/mc "
+         "| lost+errors rmc/mc | other CPU % max |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+for t in ("tcp", "tls"):
+    ops = {s: med(t, s, "ops_per_sec") for s in servers}
+    cpu = {s: med(t, s, "cpu_us_per_op") for s in servers}
+    bad = []
+    for s in servers:
+        v = [int(r["lost"]) + int(r["errors"]) for r in runs(t, s) if r["status"] == "ok"]
+        bad.append("%d" % sum(v))
+    other = [float(r["other_cpu_pct"]) for r in rows if r["transport"] == t and r["status"] == "ok"]
+    table.append("| " + " | ".join([
+        t, fmt(ops["rmemcached"], "%.0f"), fmt(ops["memcached"], "%.0f"),
+        ratio(ops["rmemcached"], ops["memcached"]),
+        fmt(cpu["rmemcached"], "%.2f"), fmt(cpu["memcached"], "%.2f"),
+        ratio(cpu["rmemcached"], cpu["memcached"]),
+        pair(t, "user_us_per_op", "%.2f"), pair(t, "sys_us_per_op", "%.2f"),
+        pair(t, "server_cpu_pct", "%.0f"), pair(t, "load_cpu_pct", "%.0f"),
+        " / ".join(bad), "%d" % max(other) if other else "-"]) + " |")
+cost = []
+for s in servers:
+    tls, tcp = med("tls", s, "cpu_us_per_op"), med("tcp", s, "cpu_us_per_op")
+    cost.append("%s %s" % (s, ratio(tls, tcp)))
+sessions = sorted({r["tls"] for r in rows if r["transport"] == "tls" and r["tls"] != "-"})
+failed = [r for r in rows if r["status"] != "ok"]
+with open(sys.argv[1], "a") as f:
+    f.write(f"""
+## TLS
+
+rmc-load (memaslap does not speak TLS), TCP, closed loop, {env['TLS_SOCKETS']} connections with
+{env['TLS_OUTSTANDING']} requests in flight each, 90% gets / 10% sets of 1,000 keys with 32-byte values,
+from core 1; both servers started with `-Z` and the same certificate and key ({env['TLS_CERT']},
+{env['TLS_KEY']}); the tcp row is the same load over plain TCP against a pair started without `-Z`.
+{env['ROUNDS']} round(s) of {env['SECS']} s per server and row, alternating, after one unmeasured run each
+(which stores the keys); medians over the rounds (lost+errors: sums). Session: {", ".join(sessions) or "-"}.
+
+```
+{env['TLS_CMD_SERVER']}
+{env['TLS_CMD_LOAD']}
+```
+
+- ops/s: rmc-load's completed requests per second; CPU µs/op: server utime+stime (/proc/PID/stat)
+  over the run / completed requests (the run's connections and their handshakes included, a few ms
+  of CPU); user and sys as in the table above; server CPU % and rmc-load CPU %: each one's CPU over
+  the run in % of one core: the one near 100 is what limits ops/s; other CPU: the rest of the
+  machine, in % of one core, the most of any run
+
+{chr(10).join(table)}
+
+CPU µs/op over TLS / over plain TCP: {", ".join(cost)}{"; failed runs: %d" % len(failed) if failed else ""}
+""")
+PYEOF
+elif [ "$TLS" = 1 ]; then
+    log "no rmc-load at $RMC_LOAD: TLS table left out"
 fi
 
 rm -f "$OUT/.times"

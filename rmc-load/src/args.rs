@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lexopt::{Arg, Parser, ValueExt};
@@ -24,10 +25,21 @@ pub const HELP: &str = "\
 rmc-load: load generator for memcached-compatible servers on loopback
 (memcached's ASCII protocol over UDP or TCP)
 
-Usage: rmc-load (--udp PORT | --tcp PORT) [options]
+Usage: rmc-load (--udp PORT | --tcp PORT [--tls (--tls-ca FILE | --tls-no-verify)])
+                [options]
 
   --udp PORT           send over UDP to PORT (memcached's 8-byte frame)
   --tcp PORT           send over TCP to PORT
+  --tls                TCP over TLS (1.2 or 1.3, rustls), as to a server
+                       started with -Z; the preload too. Each connection's
+                       handshake is done before the measured run starts
+  --tls-ca FILE        with --tls: trust the CA certificate(s) in PEM FILE,
+                       and check that the server's certificate names the
+                       --host address
+  --tls-no-verify      with --tls: accept any server certificate (the
+                       handshake's signature is still checked, so the work
+                       per handshake is the same); one of --tls-ca and
+                       --tls-no-verify is required
   --host ADDR          server address; loopback only (127.0.0.0/8, ::1)
                        [127.0.0.1]
   --mode MODE          get | multiget | set | mixed (90% get, 10% set) [get]
@@ -102,6 +114,16 @@ impl Proto {
     }
 }
 
+/// What a TLS client trusts (`--tls-ca` or `--tls-no-verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The CA certificates in this PEM file; the server's certificate
+    /// must name the `--host` address.
+    Ca(PathBuf),
+    /// Any certificate: a benchmark on loopback need not know the CA.
+    AnyCertificate,
+}
+
 /// The parsed command line.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -139,6 +161,8 @@ pub struct Config {
     pub seed: u64,
     /// `--json`.
     pub json: bool,
+    /// `--tls`, with what it trusts: TCP over TLS.
+    pub tls: Option<Trust>,
 }
 
 /// Accept `host` only if it is a loopback address: the load must not leave
@@ -198,7 +222,10 @@ where
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1),
         json: false,
+        tls: None,
     };
+    let mut tls = false;
+    let mut trust: Option<Trust> = None;
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => return Ok(None),
@@ -247,6 +274,18 @@ where
             Arg::Long("prefix") => cfg.prefix = value(&mut parser, "--prefix")?,
             Arg::Long("seed") => cfg.seed = value(&mut parser, "--seed")?,
             Arg::Long("json") => cfg.json = true,
+            Arg::Long("tls") => tls = true,
+            Arg::Long("tls-ca") => {
+                let file: PathBuf = parser.value().map_err(|e| e.to_string())?.into();
+                if trust.replace(Trust::Ca(file)).is_some() {
+                    return Err("give only one of --tls-ca and --tls-no-verify".into());
+                }
+            }
+            Arg::Long("tls-no-verify") => {
+                if trust.replace(Trust::AnyCertificate).is_some() {
+                    return Err("give only one of --tls-ca and --tls-no-verify".into());
+                }
+            }
             other => return Err(other.unexpected().to_string()),
         }
     }
@@ -255,6 +294,21 @@ where
         (None, Some(p)) => (cfg.proto, cfg.port) = (Proto::Tcp, p),
         _ => return Err("give exactly one of --udp PORT and --tcp PORT".into()),
     }
+    cfg.tls = match (tls, trust) {
+        (false, None) => None,
+        (false, Some(_)) => return Err("--tls-ca and --tls-no-verify go with --tls".into()),
+        (true, None) => {
+            return Err(
+                "--tls: give --tls-ca FILE (the CA that signed the server's \
+                        certificate) or --tls-no-verify"
+                    .into(),
+            )
+        }
+        (true, Some(_)) if cfg.proto == Proto::Udp => {
+            return Err("--tls: over TCP only (--tcp PORT)".into())
+        }
+        (true, t) => t,
+    };
     check(&cfg)?;
     Ok(Some(cfg))
 }
@@ -333,6 +387,21 @@ mod tests {
         assert!(args("--tcp 1 --value-size 70000").is_ok());
         for ok in ["127.0.0.1", "127.1.2.3", "::1", "localhost"] {
             assert!(args(&format!("--udp 1 --host {ok}")).is_ok(), "{ok}");
+        }
+        let c = args("--tcp 1 --tls --tls-ca ca.pem").unwrap().unwrap();
+        assert_eq!(c.tls, Some(Trust::Ca("ca.pem".into())));
+        let c = args("--tcp 1 --tls --tls-no-verify").unwrap().unwrap();
+        assert_eq!(c.tls, Some(Trust::AnyCertificate));
+        assert_eq!(args("--tcp 1").unwrap().unwrap().tls, None);
+        for bad in [
+            "--tcp 1 --tls",
+            "--udp 1 --tls --tls-no-verify",
+            "--tcp 1 --tls-ca ca.pem",
+            "--tcp 1 --tls --tls-ca a.pem --tls-no-verify",
+            "--tcp 1 --tls --tls-ca a.pem --tls-ca b.pem",
+        ] {
+            let e = args(bad).unwrap_err();
+            assert!(e.contains("--tls"), "{bad}: {e}");
         }
         for bad in [
             "10.0.0.1",

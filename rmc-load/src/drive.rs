@@ -3,8 +3,9 @@
 //! Open loop (`--rate R`): one thread sends request `k` at `start + k / R`
 //! whatever the replies do, and takes the replies of every socket in
 //! between. Closed loop (`--rate 0`): a thread per socket keeps
-//! `--outstanding` requests in flight. Either way the run sends for
-//! `--duration`, then waits at most `--timeout` for the last replies.
+//! `--outstanding` requests in flight. Either way every socket is opened
+//! first (over TLS, its handshake done), then the run sends for
+//! `--duration`, and waits at most `--timeout` for the last replies.
 
 use std::io::{self, ErrorKind};
 use std::thread;
@@ -18,6 +19,7 @@ use crate::flight::{Core, Flight, TcpFlight, UdpFlight};
 use crate::outcome::{nanos, Outcome};
 use crate::preload::{preload_tcp, preload_udp};
 use crate::sockets::{tcp_socket, udp_socket, Io};
+use crate::tls::{client_config, TlsStream};
 
 /// How long a blocking receive waits before the loop looks at the clock.
 const POLL: Duration = Duration::from_millis(2);
@@ -25,80 +27,68 @@ const POLL: Duration = Duration::from_millis(2);
 /// is nearer than this (so at rates above 5,000 requests/s it spins).
 const SPIN: Duration = Duration::from_micros(200);
 
-/// The whole run: preload the keys, then send for `--duration` and wait
-/// for the last replies; the outcomes of all sockets, merged.
+/// The whole run: preload the keys, open the sockets (and finish their
+/// TLS handshakes), then send for `--duration` and wait for the last
+/// replies; the outcomes of all sockets, merged.
 pub fn run(cfg: &Config) -> Result<Outcome, String> {
+    let tls = cfg.tls.as_ref().map(client_config).transpose()?;
     if cfg.preload {
         match (cfg.preload_tcp, cfg.proto) {
-            (Some(p), _) => preload_tcp(cfg, p)?,
-            (None, Proto::Tcp) => preload_tcp(cfg, cfg.port)?,
+            (Some(p), _) => preload_tcp(cfg, p, tls.as_ref())?,
+            (None, Proto::Tcp) => preload_tcp(cfg, cfg.port, tls.as_ref())?,
             (None, Proto::Udp) => preload_udp(cfg)?,
         }
     }
-    let mut total = Outcome::new();
-    let outcomes = if cfg.rate > 0.0 {
-        match cfg.proto {
-            Proto::Udp => open_loop(cfg, UdpFlight::new, |c| {
-                udp_socket(c.host, c.port, POLL).map_err(|e| format!("UDP socket: {e}"))
-            })?,
-            Proto::Tcp => open_loop(cfg, TcpFlight::new, |c| {
-                tcp_socket(c.host, c.port, POLL)
-                    .map_err(|e| format!("connect to TCP port {}: {e}", c.port))
-            })?,
-        }
-    } else {
-        let start = Instant::now() + Duration::from_millis(10);
-        thread::scope(|scope| {
-            let handles: Vec<_> = (0..cfg.sockets)
-                .map(|i| {
-                    scope.spawn(move || -> Result<Outcome, String> {
-                        let core = Core::new(cfg, i as u64);
-                        Ok(match cfg.proto {
-                            Proto::Udp => {
-                                let s = udp_socket(cfg.host, cfg.port, POLL)
-                                    .map_err(|e| format!("UDP socket: {e}"))?;
-                                run_closed_loop(cfg, UdpFlight::new(core), &s, start)
-                            }
-                            Proto::Tcp => {
-                                let s = tcp_socket(cfg.host, cfg.port, POLL).map_err(|e| {
-                                    format!("connect to TCP port {}: {e}", cfg.port)
-                                })?;
-                                run_closed_loop(cfg, TcpFlight::new(core), &s, start)
-                            }
-                        })
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a socket thread panicked".into()))
-                })
-                .collect::<Result<Vec<Outcome>, String>>()
-        })?
+    let connect_error = |e| format!("connect to TCP port {}: {e}", cfg.port);
+    let outcomes = match (cfg.proto, &tls) {
+        (Proto::Udp, _) => drive(cfg, UdpFlight::new, || {
+            udp_socket(cfg.host, cfg.port, POLL).map_err(|e| format!("UDP socket: {e}"))
+        })?,
+        (Proto::Tcp, None) => drive(cfg, TcpFlight::new, || {
+            tcp_socket(cfg.host, cfg.port, POLL).map_err(connect_error)
+        })?,
+        (Proto::Tcp, Some(config)) => drive(cfg, TcpFlight::new, || {
+            TlsStream::connect(cfg.host, cfg.port, POLL, config).map_err(connect_error)
+        })?,
     };
+    let mut total = Outcome::new();
     for o in &outcomes {
         total.merge(o);
     }
     Ok(total)
 }
 
-/// Open the sockets, then run the open loop over all of them in this thread.
-fn open_loop<F: Flight, I: Io>(
+/// Open every socket, then run the open loop over all of them in this
+/// thread, or the closed loop in a thread per socket; the clock starts
+/// once all are open.
+fn drive<F: Flight, I: Io>(
     cfg: &Config,
     flight: impl Fn(Core) -> F,
-    socket: impl Fn(&Config) -> Result<I, String>,
+    socket: impl Fn() -> Result<I, String>,
 ) -> Result<Vec<Outcome>, String> {
-    let ios = (0..cfg.sockets)
-        .map(|_| socket(cfg))
+    let mut ios = (0..cfg.sockets)
+        .map(|_| socket())
         .collect::<Result<Vec<I>, String>>()?;
     let mut flights: Vec<F> = (0..cfg.sockets)
         .map(|i| flight(Core::new(cfg, i as u64)))
         .collect();
+    flights[0].core().out.session = ios[0].session();
     let start = Instant::now() + Duration::from_millis(10);
-    run_open_loop(cfg, &mut flights, &ios, start);
-    Ok(flights.into_iter().map(Flight::into_outcome).collect())
+    if cfg.rate > 0.0 {
+        run_open_loop(cfg, &mut flights, &mut ios, start);
+        return Ok(flights.into_iter().map(Flight::into_outcome).collect());
+    }
+    thread::scope(|scope| {
+        let handles: Vec<_> = flights
+            .into_iter()
+            .zip(ios)
+            .map(|(f, io)| scope.spawn(move || run_closed_loop(cfg, f, io, start)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "a socket thread panicked".into()))
+            .collect()
+    })
 }
 
 /// Open loop: one thread sends request `k` at `start + k / rate`, over
@@ -107,7 +97,7 @@ fn open_loop<F: Flight, I: Io>(
 /// or a reply comes. One thread, so that sending and receiving never wait
 /// for each other (or for a lock, or the scheduler) on the generator's own
 /// core: what it measures is the server's delay.
-fn run_open_loop<F: Flight, I: Io>(cfg: &Config, flights: &mut [F], ios: &[I], start: Instant) {
+fn run_open_loop<F: Flight, I: Io>(cfg: &Config, flights: &mut [F], ios: &mut [I], start: Instant) {
     // Wake up on time: the default timer slack (50 µs) would show as
     // latency, since latency runs from the scheduled instant.
     let _ = nix::sys::prctl::set_timerslack(1);
@@ -151,7 +141,7 @@ fn run_open_loop<F: Flight, I: Io>(cfg: &Config, flights: &mut [F], ios: &[I], s
             k += 1;
         }
         // Take every reply there is.
-        for (i, io) in ios.iter().enumerate() {
+        for (i, io) in ios.iter_mut().enumerate() {
             while !stopped[i] {
                 let got = io.try_recv(&mut buf);
                 match take(&mut flights[i], cfg.proto, got, &buf, Instant::now()) {
@@ -207,7 +197,7 @@ fn run_open_loop<F: Flight, I: Io>(cfg: &Config, flights: &mut [F], ios: &[I], s
 
 /// Closed loop on one socket: keep `cfg.outstanding` requests in flight
 /// until the end, then wait for the last replies (or their timeouts).
-fn run_closed_loop<F: Flight, I: Io>(cfg: &Config, mut f: F, io: &I, start: Instant) -> Outcome {
+fn run_closed_loop<F: Flight, I: Io>(cfg: &Config, mut f: F, mut io: I, start: Instant) -> Outcome {
     let end = start + cfg.duration;
     let mut buf = vec![0u8; 65536];
     let mut req = Vec::new();

@@ -1,6 +1,7 @@
 //! `rmc-load`: the project's own load generator, for what memaslap cannot
 //! do. It speaks memcached's ASCII protocol over UDP (first) or TCP to any
-//! memcached-compatible server on loopback, and measures:
+//! memcached-compatible server on loopback (TCP also over TLS, `--tls`,
+//! with rustls), and measures:
 //!
 //! - multi-gets over UDP whose replies span several datagrams, reassembled
 //!   under both framings: one message per request (rmemcached) and one
@@ -38,6 +39,7 @@
 //! | [`reassembly`] | UDP replies put back together from datagrams |
 //! | [`flight`] | requests in flight per socket, UDP by id, TCP in order |
 //! | [`sockets`] | the UDP and TCP sockets behind one trait |
+//! | [`tls`] | a TLS session over a TCP connection, behind the same trait |
 //! | [`drive`] | the open and closed loops, and the run around them |
 //! | [`preload`] | setting every key before the run |
 //! | [`outcome`] | counters and latency histograms |
@@ -54,6 +56,7 @@ mod report;
 mod sockets;
 #[cfg(test)]
 mod testutil;
+mod tls;
 mod workload;
 
 use std::process::ExitCode;

@@ -74,6 +74,8 @@ pub struct Outcome {
     pub lag: Histogram<u64>,
     /// First fatal error of the socket, if any.
     pub failure: Option<String>,
+    /// The TLS session's version, cipher suite and key exchange (`--tls`).
+    pub session: Option<String>,
 }
 
 impl Outcome {
@@ -85,16 +87,21 @@ impl Outcome {
             latency: h(),
             lag: h(),
             failure: None,
+            session: None,
         }
     }
 
-    /// Add the counts and histograms of `o`; the first failure stays.
+    /// Add the counts and histograms of `o`; the first failure (and TLS
+    /// session) stays.
     pub fn merge(&mut self, o: &Outcome) {
         self.n.add(&o.n);
         self.latency.add(&o.latency).expect("same bounds");
         self.lag.add(&o.lag).expect("same bounds");
         if self.failure.is_none() {
             self.failure.clone_from(&o.failure);
+        }
+        if self.session.is_none() {
+            self.session.clone_from(&o.session);
         }
     }
 }

@@ -1,16 +1,19 @@
 //! Preload: set every key before the run, so that gets hit. Over UDP the
 //! sets go a window at a time and those without a reply are sent again;
-//! over TCP they are pipelined a window at a time.
+//! over TCP (or TLS) they are pipelined a window at a time.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmemcached::udp::UDP_HEADER_SIZE;
+use rustls::ClientConfig;
 
 use crate::args::Config;
 use crate::reassembly::{reply_header, request_header, Reassembly};
 use crate::reply::{parse_reply, udp_reply, Expect, Reply};
-use crate::sockets::{tcp_socket, udp_socket};
+use crate::sockets::{tcp_socket, udp_socket, Io};
+use crate::tls::TlsStream;
 use crate::workload::{set_request, value_bytes};
 
 /// Set every key over UDP, a window at a time, resending sets that got no
@@ -99,11 +102,23 @@ pub fn preload_udp(cfg: &Config) -> Result<(), String> {
     }
 }
 
-/// Set every key over TCP, pipelined a window at a time.
-pub fn preload_tcp(cfg: &Config, port: u16) -> Result<(), String> {
+/// Set every key over TCP on `port`, over TLS if `tls` is given,
+/// pipelined a window at a time.
+pub fn preload_tcp(cfg: &Config, port: u16, tls: Option<&Arc<ClientConfig>>) -> Result<(), String> {
+    let timeout = Duration::from_secs(5);
+    let failed = |e| format!("preload: connect to TCP port {port}: {e}");
+    match tls {
+        None => preload_stream(cfg, tcp_socket(cfg.host, port, timeout).map_err(failed)?),
+        Some(config) => preload_stream(
+            cfg,
+            TlsStream::connect(cfg.host, port, timeout, config).map_err(failed)?,
+        ),
+    }
+}
+
+/// Set every key over the connection `s`, a window at a time.
+fn preload_stream<I: Io>(cfg: &Config, mut s: I) -> Result<(), String> {
     const WINDOW: u32 = 100;
-    let mut s = tcp_socket(cfg.host, port, Duration::from_secs(5))
-        .map_err(|e| format!("preload: connect to TCP port {port}: {e}"))?;
     let value = value_bytes(cfg.value_size);
     let mut req = Vec::new();
     let mut rbuf = Vec::new();
@@ -115,8 +130,7 @@ pub fn preload_tcp(cfg: &Config, port: u16) -> Result<(), String> {
         for i in k..k + n {
             set_request(&mut req, &cfg.prefix, i, &value);
         }
-        s.write_all(&req)
-            .map_err(|e| format!("preload: write: {e}"))?;
+        s.send(&req).map_err(|e| format!("preload: write: {e}"))?;
         let mut answered = 0;
         while answered < n {
             match parse_reply(Expect::Storage, &rbuf) {
@@ -126,7 +140,7 @@ pub fn preload_tcp(cfg: &Config, port: u16) -> Result<(), String> {
                 }
                 Reply::Incomplete => {
                     let got = s
-                        .read(&mut buf)
+                        .recv(&mut buf)
                         .map_err(|e| format!("preload: read: {e}"))?;
                     if got == 0 {
                         return Err("preload: the server closed the connection".into());

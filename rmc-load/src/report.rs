@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use crate::args::{Config, Mode, Proto};
+use crate::args::{Config, Mode, Proto, Trust};
 use crate::outcome::{Counters, Outcome};
 
 /// The figures of a run, in µs for latencies.
@@ -29,6 +29,8 @@ pub struct Summary {
     pub lag_max: f64,
     /// The first fatal error of a socket.
     pub failure: Option<String>,
+    /// The TLS session (`--tls`): version, cipher suite, key exchange.
+    pub session: Option<String>,
 }
 
 /// Nanoseconds as microseconds.
@@ -68,6 +70,7 @@ pub fn summarize(cfg: &Config, o: &Outcome) -> Summary {
             us(o.lag.max())
         },
         failure: o.failure.clone(),
+        session: o.session.clone(),
     }
 }
 
@@ -84,17 +87,28 @@ pub fn human(cfg: &Config, s: &Summary) -> String {
         Mode::MultiGet => format!("multiget of {} keys", cfg.multiget_keys),
         m => m.name().to_string(),
     };
+    let over = if cfg.tls.is_some() {
+        format!("{} (TLS)", cfg.proto.name())
+    } else {
+        cfg.proto.name().to_string()
+    };
     let _ = writeln!(
         t,
-        "rmc-load: {what} over {} to {}, {} socket(s), {load}, {:.1} s; \
+        "rmc-load: {what} over {over} to {}, {} socket(s), {load}, {:.1} s; \
          {} keys of {} bytes",
-        cfg.proto.name(),
         SocketAddr::new(cfg.host, cfg.port),
         cfg.sockets,
         cfg.duration.as_secs_f64(),
         cfg.keys,
         cfg.value_size
     );
+    if let Some(session) = &s.session {
+        let trust = match &cfg.tls {
+            Some(Trust::Ca(file)) => format!("certificate checked against {}", file.display()),
+            _ => "certificate not checked (--tls-no-verify)".to_string(),
+        };
+        let _ = writeln!(t, "tls:        {session}; {trust}");
+    }
     let n = &s.n;
     let _ = writeln!(
         t,
@@ -150,15 +164,20 @@ pub fn human(cfg: &Config, s: &Summary) -> String {
 }
 
 /// The one-line JSON summary (`--json`) that the benchmark scripts read.
-/// Its field names are an interface: keep them.
+/// Its field names are an interface: keep them. With `--tls` it ends with
+/// `"tls":"..."`, the session (its text has no quote or backslash).
 pub fn json(cfg: &Config, s: &Summary) -> String {
     let n = &s.n;
+    let tls = match &s.session {
+        Some(session) => format!(",\"tls\":\"{session}\""),
+        None => String::new(),
+    };
     format!(
         "{{\"proto\":\"{}\",\"mode\":\"{}\",\"rate\":{},\"sockets\":{},\"duration_s\":{},\
          \"ops_per_sec\":{:.1},\"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\
          \"p999_us\":{:.1},\"max_us\":{:.1},\"sent\":{},\"completed\":{},\"lost\":{},\
          \"errors\":{},\"hits\":{},\"misses\":{},\"datagrams\":{},\"unknown_datagrams\":{},\
-         \"late_replies\":{}}}",
+         \"late_replies\":{}{tls}}}",
         cfg.proto.name(),
         cfg.mode.name(),
         cfg.rate,

@@ -1,5 +1,6 @@
 //! The sockets: connected UDP sockets and TCP connections to the server,
-//! behind one small [`Io`] trait so that the loops drive either.
+//! behind one small [`Io`] trait so that the loops drive any of them (and
+//! a TLS session over a TCP connection, [`crate::tls::TlsStream`]).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -12,37 +13,44 @@ use nix::sys::socket::MsgFlags;
 /// datagrams are not dropped by the generator itself.
 const UDP_RCVBUF: usize = 4 << 20;
 
-/// A connected socket.
-pub trait Io: AsFd {
+/// A connected socket. Its file descriptor is what the open loop waits
+/// on: when [`Io::try_recv`] says `WouldBlock`, nothing is readable until
+/// the descriptor is.
+pub trait Io: AsFd + Send {
     /// Send `bytes`: one datagram (UDP), or all of them (TCP).
-    fn send(&self, bytes: &[u8]) -> io::Result<()>;
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Receive with the socket's short timeout; `Ok(0)` on TCP is the end
     /// of the stream.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Receive what is there without waiting (`WouldBlock` if nothing).
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let fd = self.as_fd().as_raw_fd();
         nix::sys::socket::recv(fd, buf, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from)
+    }
+    /// The TLS session's version, cipher suite and key exchange, for the
+    /// report; `None` without TLS.
+    fn session(&self) -> Option<String> {
+        None
     }
 }
 
 impl Io for UdpSocket {
-    fn send(&self, bytes: &[u8]) -> io::Result<()> {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         UdpSocket::send(self, bytes).map(|_| ())
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         UdpSocket::recv(self, buf)
     }
 }
 
 impl Io for TcpStream {
-    fn send(&self, bytes: &[u8]) -> io::Result<()> {
-        (&mut &*self).write_all(bytes)
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&mut &*self).read(buf)
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf)
     }
 }
 

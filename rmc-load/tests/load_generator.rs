@@ -1,7 +1,9 @@
 //! The `rmc-load` binary end to end: a fixed-rate UDP multi-get whose
 //! replies span several datagrams, against rmemcached (one reply message
 //! per request) and against the real memcached (one message per key, then
-//! `END`); closed- and open-loop TCP runs; and the loopback-only rule.
+//! `END`); closed- and open-loop TCP runs, plain and over TLS (against
+//! both servers started with `-Z` and the test certificate); and the
+//! loopback-only rule.
 //!
 //! The server binary comes from the other package of the workspace: see
 //! [`common::server_bin`] for how it is found.
@@ -121,13 +123,23 @@ fn multiget_over_udp_against_memcached() {
 /// and check that every request was answered, about 90% of them gets that
 /// hit; returns the server and the generator's stdout.
 fn mixed_over_tcp(args: &[&str]) -> (common::Server, String) {
-    let server = common::start_server(&[]);
+    mixed_against(common::server_bin(), &[], args)
+}
+
+/// [`mixed_over_tcp`] against the server `bin` started with `server_args`.
+fn mixed_against(
+    bin: impl AsRef<std::path::Path>,
+    server_args: &[&str],
+    args: &[&str],
+) -> (common::Server, String) {
+    let server = common::start_with(bin, server_args);
     let port = server.port.to_string();
     let mut all = vec!["--tcp", &port, "--mode", "mixed", "--keys", "100", "--json"];
     all.extend_from_slice(args);
     let out = load(&all);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     let f = |name| field(&stdout, name);
     assert!(f("completed") > 100.0, "{stdout}");
     assert_eq!(f("completed"), f("sent"), "{stdout}");
@@ -170,4 +182,51 @@ fn open_loop_over_tcp_on_three_connections() {
     // the one that asks.
     let total = server.stat("total_connections");
     assert!(total >= 5, "total_connections {total}");
+}
+
+/// A file of the server's test certificates (tests/tls/ of the workspace:
+/// server.pem and server.key for 127.0.0.1, signed by ca.pem).
+fn cert_file(name: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tls");
+    dir.join(name).to_str().unwrap().to_string()
+}
+
+/// A mixed load over TLS against `bin` started with `-Z` and the test
+/// certificate, the generator trusting the test CA, with `args` added:
+/// every request answered, and the session shown.
+fn mixed_over_tls(bin: impl AsRef<std::path::Path>, args: &[&str]) -> String {
+    let certs = format!(
+        "ssl_chain_cert={},ssl_key={}",
+        cert_file("server.pem"),
+        cert_file("server.key")
+    );
+    let ca = cert_file("ca.pem");
+    let mut all = vec!["--tls", "--tls-ca", &ca];
+    all.extend_from_slice(args);
+    let (_server, stdout) = mixed_against(bin, &["-Z", "-U", "0", "-o", &certs], &all);
+    assert!(stdout.contains("over tcp (TLS)"), "{stdout}");
+    assert!(stdout.contains("\"tls\":\"TLS 1."), "{stdout}");
+    stdout
+}
+
+/// TLS, closed loop on two connections, then open loop on three, against
+/// rmemcached.
+#[test]
+fn mixed_over_tls_against_rmemcached() {
+    let bin = common::server_bin();
+    mixed_over_tls(
+        bin,
+        &["--sockets", "2", "--outstanding", "8", "--duration", "0.5"],
+    );
+    let args = ["--sockets", "3", "--rate", "3000", "--duration", "1"];
+    let stdout = mixed_over_tls(bin, &args);
+    let sent = field(&stdout, "sent");
+    assert!((2950.0..=3000.0).contains(&sent), "{stdout}");
+}
+
+/// TLS against memcached (OpenSSL), closed loop on two connections.
+#[test]
+fn mixed_over_tls_against_memcached() {
+    let args = ["--sockets", "2", "--outstanding", "8", "--duration", "0.5"];
+    mixed_over_tls("/usr/bin/memcached", &args);
 }

@@ -486,17 +486,18 @@ impl StreamConn {
             c.set_state(ConnState::Closing);
             return;
         }
-        // The C code works on a NUL-terminated string: a NUL ends the line,
-        // for the keys of a paused multi-get too.
         let line = &buf[..end];
-        let line = line
-            .iter()
-            .position(|&b| b == 0)
-            .map_or(line, |n| &line[..n]);
         let action = text::process_command(ctx, &mut self.sess, line, &mut self.wbuf);
         if let Action::GetMore(cmd, offset) = action {
             // Keep the keys not served yet; the line itself is consumed.
-            let keys = line[offset..].to_vec();
+            // The keys end where the command saw the line end: at a NUL,
+            // as memcached's C string does.
+            let keys = &line[offset..];
+            let keys = keys
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(keys, |n| &keys[..n]);
+            let keys = keys.to_vec();
             self.rbuf.consume(nl + 1);
             self.paused_get = Some(PausedGet { cmd, keys, pos: 0 });
             c.set_state(ConnState::Mwrite);

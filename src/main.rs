@@ -53,7 +53,7 @@ fn tls_context(settings: &rmemcached::settings::Settings) -> Option<rmemcached::
     for w in TlsContext::warnings(&settings.tls) {
         log::warn!("{w}");
     }
-    match TlsContext::new(&settings.tls, 0) {
+    match TlsContext::new(&settings.tls) {
         Ok(ctx) => Some(ctx),
         Err(msg) => {
             eprint!("{msg}");

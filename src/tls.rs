@@ -59,14 +59,15 @@ pub struct TlsContext {
 impl TlsContext {
     /// Load the certificates and build the configuration (memcached's
     /// `ssl_init`). The error is memcached's message; memcached exits with
-    /// `EX_USAGE` on it. `now` is the relative time.
-    pub fn new(settings: &TlsSettings, now: u32) -> Result<TlsContext, String> {
+    /// `EX_USAGE` on it. The clock starts later: [`TlsContext::mark_loaded`]
+    /// sets the load time.
+    pub fn new(settings: &TlsSettings) -> Result<TlsContext, String> {
         let new_sessions = Arc::new(AtomicU64::new(0));
         let config = build(settings, &new_sessions)?;
         Ok(TlsContext {
             settings: settings.clone(),
             config: Mutex::new(Arc::new(config)),
-            last_refresh: AtomicU32::new(now),
+            last_refresh: AtomicU32::new(0),
             handshake_errors: AtomicU64::new(0),
             new_sessions,
         })
@@ -88,8 +89,7 @@ impl TlsContext {
         v
     }
 
-    /// The certificates were loaded at relative time `now` (the clock
-    /// starts after the context is built).
+    /// The certificates were loaded at relative time `now`.
     pub fn mark_loaded(&self, now: u32) {
         self.last_refresh.store(now, Ordering::Relaxed);
     }

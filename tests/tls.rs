@@ -285,7 +285,9 @@ fn plaintext_and_stalled_handshakes_are_closed_and_counted() {
         b"VERSION 1.6.18\r\n"
     );
     let grown = common::rss_kb(server.child.id()).saturating_sub(rss_before);
-    assert!(grown < 40 * 1024, "200 stalled handshakes took {grown} KiB");
+    // docs/ARCHITECTURE.md, Memory bounds: at most 96 KiB a TLS
+    // connection (44 KiB measured for this stall).
+    assert!(grown < 200 * 96, "200 stalled handshakes took {grown} KiB");
     drop(stalled);
 }
 

@@ -529,8 +529,8 @@ pub const CASES: &[Row] = &[
     case("too-large set with noreply", &[
         Send(b"set {k}a 0 0 2000000 noreply\r\n{v*2000000}\r\nget {k}a\r\n"),
     ]),
-    // Values of `max_value` bytes and one more, reckoned for the key
-    // `{k}a`, stored under `{k}a<flags><0|1>`, with flags 0 and 1.
+    // Values of `max_value` bytes and one more, stored under
+    // `{k}a<flags><0|1>`, with flags 0 and 1.
     case("item size limit boundary", &[
         SendBuilt(|k| item_size_step(k, 0, 0)),
         SendBuilt(|k| item_size_step(k, 0, 1)),
@@ -617,10 +617,11 @@ fn max_value(nkey: usize, flags: u32) -> usize {
     ITEM_SIZE_MAX - 48 - 8 - (nkey + 1) - if flags != 0 { 4 } else { 0 } - 2
 }
 
-/// A set and get of `max_value` bytes (plus `over`, 0 or 1), reckoned for
-/// the key `{k}a`, under the key `{k}a<flags><over>`.
+/// A set and get of `max_value` bytes (plus `over`, 0 or 1) under the key
+/// `{k}a<flags><over>`, reckoned for that key's length, so that `over` 0
+/// is the largest value stored and `over` 1 the first refused.
 fn item_size_step(k: &str, flags: u32, over: usize) -> String {
-    let n = max_value(k.len() + 1, flags) + over;
+    let n = max_value(k.len() + 3, flags) + over;
     let key = format!("{k}a{flags}{over}");
     let v = "b".repeat(n);
     format!("set {key} {flags} 0 {n}\r\n{v}\r\nget {key}\r\n")

@@ -124,7 +124,7 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "hash_power_level", hash_power);
     stat(out, "hash_bytes", hash_bytes);
     // memcached machinery that has no counterpart here (hash expansion,
-    // slab page moves, the LRU maintainer's counters, the logger): the
+    // slab page moves, the LRU maintainer's counters): the
     // names are kept so that tools scraping `stats` find them, at 0, under
     // the same settings memcached shows them under.
     let st = &server.settings;
@@ -156,6 +156,10 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
                     tls.since_refresh(now),
                 );
             }
+        }
+        if let Some(v) = logger_stat(name) {
+            stat(out, name, v);
+            continue;
         }
         stat(out, name, 0);
     }
@@ -222,8 +226,22 @@ const SLAB_REASSIGN_FIELDS: &[&str] = &[
     "slabs_moved",
 ];
 
-/// Fields of memcached's general stats after the LRU ones that describe
-/// machinery rmemcached does not have.
+/// The logger's counters (`log_*`), by name.
+fn logger_stat(name: &str) -> Option<u64> {
+    let l = crate::logger::LOGGER.stats();
+    Some(match name {
+        "log_worker_dropped" => l.worker_dropped,
+        "log_worker_written" => l.worker_written,
+        "log_watcher_skipped" => l.watcher_skipped,
+        "log_watcher_sent" => l.watcher_sent,
+        "log_watchers" => l.watchers,
+        _ => return None,
+    })
+}
+
+/// Fields of memcached's general stats after the LRU ones: most describe
+/// machinery rmemcached does not have (0); the `log_*` ones are the
+/// logger's.
 const ZERO_FIELDS_MID: &[&str] = &[
     "malloc_fails",
     "log_worker_dropped",

@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
+use crate::logger;
 use crate::sync::{lock, try_lock};
 use crawler::Crawler;
 use flush::{FlushPair, Horizon};
@@ -512,6 +513,20 @@ impl Cache {
         key: &[u8],
         now: u32,
     ) -> Result<Handle, Option<Death>> {
+        let found = self.lookup_quietly(sh, hash, key, now);
+        if logger::wants(logger::kind::FETCHERS) {
+            log_lookup(sh, key, found);
+        }
+        found
+    }
+
+    fn lookup_quietly(
+        &self,
+        sh: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        now: u32,
+    ) -> Result<Handle, Option<Death>> {
         let h = sh.find(hash, key).ok_or(None)?;
         if let Some(death) = self.is_dead(sh.view(h), now) {
             self.remove(sh, h);
@@ -638,6 +653,24 @@ impl Cache {
                 oldest_cas,
             }
         })
+    }
+}
+
+/// The `item_get` line of a lookup (memcached's `do_item_get` logs every
+/// lookup, a store's included): a dead item is gone by now, and is
+/// logged with no class and no size, as memcached logs it.
+#[cold]
+#[inline(never)]
+fn log_lookup(sh: &Shard, key: &[u8], found: Result<Handle, Option<Death>>) {
+    use logger::Found;
+    match found {
+        Ok(h) => {
+            let len = sh.view(h).data().len();
+            logger::item_get(Found::Found, key, len, sh.class_of(h));
+        }
+        Err(None) => logger::item_get(Found::NotFound, key, 0, 0),
+        Err(Some(Death::Expired)) => logger::item_get(Found::Expired, key, 0, 0),
+        Err(Some(Death::Flushed)) => logger::item_get(Found::Flushed, key, 0, 0),
     }
 }
 

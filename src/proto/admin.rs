@@ -81,6 +81,7 @@ pub fn process_stat(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut
     match t.get(1) {
         b"reset" => {
             ctx.stats.reset();
+            crate::logger::LOGGER.reset();
             ctx.cache.reset_stats();
             ctx.prefix.clear();
             out_string(sess, out, b"RESET");

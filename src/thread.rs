@@ -253,6 +253,7 @@ impl Worker {
 
     /// Run this worker's watchers: another worker may have given them
     /// lines (a watcher with nothing new returns at once).
+    #[inline(never)]
     fn drive_watchers(&mut self) {
         let mut tokens = std::mem::take(&mut self.watchers);
         crate::logger::LOGGER.watchers_of(&self.waker, &mut tokens);

@@ -71,7 +71,7 @@ impl Common {
     }
 
     /// memcached's `conn_set_state`: every transition is logged at `-vvv`.
-    #[inline]
+    #[inline(always)]
     pub fn set_state(&mut self, state: ConnState) {
         if state != self.state {
             log::trace!(
@@ -88,6 +88,8 @@ impl Common {
     }
 
     /// Close, for this reason (as `conn_close` lines give it).
+    #[cold]
+    #[inline(never)]
     pub fn close_for(&mut self, reason: CloseReason) {
         self.close_reason = reason;
         self.set_state(ConnState::Closing);

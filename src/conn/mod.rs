@@ -308,6 +308,7 @@ impl Conn {
 
     /// Tell a stream connection how its worker is woken and its token
     /// there, should it become a watcher.
+    #[inline(never)]
     pub fn set_wake(&mut self, token: usize, waker: &Arc<mio::Waker>) {
         if let Part::Stream(_, s) = &mut self.part {
             s.set_wake(token, waker);
@@ -323,6 +324,8 @@ impl Conn {
     /// stream connection for `watch connevents`, as memcached's
     /// `conn_new` and `conn_close` do: the peer's address (none for a unix
     /// socket, or when the socket no longer knows it).
+    #[cold]
+    #[inline(never)]
     pub fn log_event(&self, new: bool) {
         use crate::logger::{conn_close, conn_new, Transport as T};
         let Part::Stream(sock, _) = &self.part else {

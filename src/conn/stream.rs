@@ -164,6 +164,7 @@ impl StreamConn {
     /// `conn_read`: take a read-buffer chunk from the worker's pool if
     /// counted and not held (memcached closes when there is none; an error
     /// other than `WouldBlock` does that here), then read.
+    #[inline]
     fn take_rbuf_then_read<S: ByteStream>(
         &mut self,
         c: &mut Common,
@@ -222,6 +223,7 @@ impl StreamConn {
     /// an idle connection holds little memory (memcached returns its big
     /// read buffers to a pool for the same reason). A buffer still filling
     /// with a value is left alone.
+    #[inline(always)]
     fn shrink_buffers(&mut self, c: &mut Common, server: &Server) {
         if self.inflight == 0 && self.rbuf.shrink(KEEP) {
             server.inflight.give(std::mem::take(&mut self.line_charge));
@@ -234,6 +236,7 @@ impl StreamConn {
 
     /// Run the machine until the connection must wait, has used its `-R`
     /// budget, or is done.
+    #[inline]
     pub fn drive<S: ByteStream>(
         &mut self,
         c: &mut Common,
@@ -382,6 +385,8 @@ impl StreamConn {
 
     /// `watch`: register the connection as a watcher; from now on it
     /// writes the lines its buffer collects (the first is `OK`).
+    #[cold]
+    #[inline(never)]
     fn start_watch(&mut self, c: &mut Common, server: &Server, kinds: u32) {
         let limit = server.settings.watcher_logbuf_size;
         let added = match &self.wake {
@@ -415,6 +420,8 @@ impl StreamConn {
     /// A watcher's turn (memcached's logger thread polls its watchers):
     /// drop whatever the client sends, seeing whether it has gone, then
     /// write the lines collected since the last turn. A stop closes it.
+    #[cold]
+    #[inline(never)]
     fn watch<S: ByteStream>(&mut self, c: &mut Common, sock: &mut S, server: &Server) -> Outcome {
         if c.draining() {
             c.close_for(CloseReason::Shutdown);
@@ -689,6 +696,7 @@ impl StreamConn {
     }
 
     /// Carry out what a command asked for.
+    #[inline(never)]
     fn apply(&mut self, c: &mut Common, ctx: &Ctx<'_>, server: &Server, action: Action) {
         match action {
             Action::Continue | Action::GetMore(..) => c.set_state(ConnState::NewCmd),

@@ -285,6 +285,8 @@ pub struct LiveSettings {
     pub lru_crawler_sleep: u32,
     /// `lru_crawler tocrawl`.
     pub lru_crawler_tocrawl: u32,
+    /// `stats sizes_enable|sizes_disable` (`track_sizes`).
+    pub track_sizes: bool,
 }
 
 /// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
@@ -337,7 +339,11 @@ pub fn settings(st: &Settings, live: LiveSettings, out: &mut Vec<u8>) {
     stat(out, "hashpower_init", st.hashpower_init);
     let inert = |group, out: &mut Vec<u8>| {
         for (name, value) in st.inert_settings(group) {
-            stat(out, name, value);
+            if name == "track_sizes" {
+                stat(out, name, yes_no(live.track_sizes));
+            } else {
+                stat(out, name, value);
+            }
         }
     };
     stat(out, "slab_reassign", yes_no(st.slab_reassign));
@@ -378,7 +384,14 @@ pub fn group(server: &Server, name: &[u8], out: &mut Vec<u8>) {
     match name {
         b"items" => items(server, out),
         b"slabs" => slabs(server, out),
-        b"sizes" => stat(out, "sizes_status", "disabled"),
+        b"sizes" => match server.cache.sizes.report() {
+            Some(buckets) => {
+                for (size, n) in buckets {
+                    stat(out, &size.to_string(), n);
+                }
+            }
+            None => stat(out, "sizes_status", "disabled"),
+        },
         b"conns" => server.conn_list.write(server.cache.clock().now(), out),
         _ => {}
     }
@@ -495,6 +508,7 @@ impl Admin for Server {
                     lru_crawler: crawler.enabled(),
                     lru_crawler_sleep: crawler.sleep_us(),
                     lru_crawler_tocrawl: crawler.tocrawl(),
+                    track_sizes: self.cache.sizes.enabled(),
                 };
                 settings(&self.settings, live, out)
             }

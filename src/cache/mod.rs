@@ -32,6 +32,7 @@
 //! | `flush.rs` | the `flush_all` horizon | `settings.oldest_live` |
 //! | `dump.rs` | `stats cachedump`'s walk | `item_cachedump` |
 //! | `report.rs` | figures for `stats items`, `stats slabs` | `do_item_stats`, `do_slabs_stats` |
+//! | [`sizes`] | `stats sizes`' histogram | `item_stats_sizes*` |
 
 mod crawl;
 pub mod crawler;
@@ -43,6 +44,7 @@ pub mod meta;
 pub mod metadump;
 mod report;
 pub mod shard;
+pub mod sizes;
 pub mod slabs;
 mod store;
 
@@ -196,6 +198,8 @@ pub struct CacheConfig {
     pub lru_crawler_sleep: u32,
     /// `-o lru_crawler_tocrawl`.
     pub lru_crawler_tocrawl: u32,
+    /// `-o track_sizes`: `stats sizes` from the start.
+    pub track_sizes: bool,
 }
 
 impl CacheConfig {
@@ -213,6 +217,7 @@ impl CacheConfig {
             lru_crawler: s.lru_crawler,
             lru_crawler_sleep: s.lru_crawler_sleep,
             lru_crawler_tocrawl: s.lru_crawler_tocrawl,
+            track_sizes: s.track_sizes,
         }
     }
 
@@ -287,6 +292,8 @@ pub struct Cache {
     panic_key: Option<Box<[u8]>>,
     /// Counters.
     pub stats: CacheStats,
+    /// `stats sizes`' histogram, when on.
+    pub sizes: sizes::Sizes,
 }
 
 impl Cache {
@@ -326,6 +333,22 @@ impl Cache {
             panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
                 .map(|k| k.into_encoded_bytes().into_boxed_slice()),
             stats: CacheStats::default(),
+            sizes: sizes::Sizes::new(config.track_sizes, config.item_size_max),
+        }
+    }
+
+    /// `stats sizes_enable`: count the items stored from now on.
+    pub fn sizes_enable(&self) -> sizes::EnableResult {
+        let next = self.cas_id.load(Ordering::Relaxed) + 1;
+        self.sizes.enable(self.use_cas, next)
+    }
+
+    /// Count a linked (`add`) or unlinked item in `stats sizes`.
+    #[inline]
+    fn count_size(&self, v: ItemView<'_>, add: bool) {
+        if self.sizes.enabled() {
+            let n = mc_ntotal(v.key().len(), v.flags(), v.data().len(), self.use_cas);
+            self.sizes.count(n, v.cas(), add);
         }
     }
 
@@ -480,6 +503,7 @@ impl Cache {
 
     /// Unlink an item and give back its memory, keeping the gauges right.
     fn remove(&self, sh: &mut Shard, h: Handle) {
+        self.count_size(sh.view(h), false);
         let size = sh.view(h).size();
         sh.unlink(h);
         self.stats.bytes.fetch_sub(size, Ordering::Relaxed);

@@ -203,6 +203,7 @@ impl Cache {
         now: u32,
     ) {
         sh.link(h, hash, class, item, now);
+        self.count_size(sh.view(h), true);
         sh.classes[class].stats.cmd_set += 1;
         self.stats.curr_items.fetch_add(1, Ordering::Relaxed);
         self.stats.total_items.fetch_add(1, Ordering::Relaxed);
@@ -262,7 +263,11 @@ impl Cache {
         if in_place && data.len() <= old_len {
             data.resize(old_len, b' ');
             let cas = self.next_cas();
+            // memcached unlinks and links the item again in the histogram,
+            // with its new CAS.
+            self.count_size(sh.view(h), false);
             items::rewrite_value(sh.mem_mut(h), &data, cas);
+            self.count_size(sh.view(h), true);
             return (DeltaResult::Ok(value), cas);
         }
         let v = sh.view(h);

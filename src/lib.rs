@@ -11,6 +11,7 @@
 //!                   |  dispatch_conn_new(conn) = queue push + Waker::wake
 //!                   v
 //! worker i:     mio Poll { Waker, Slab<Conn> } -> Conn::drive_machine on readiness
+//!                   |  (the Waker also brings a watcher's log lines, from any worker)
 //!                   |  (every worker also owns a clone of each UDP socket)
 //!                   v
 //! shared:       Server { Cache (16 shards: table, slab pages, LRUs), Stats, Settings }

@@ -101,7 +101,7 @@ pub struct StreamConn {
 /// other connections have a turn.
 const WATCH_WRITES: usize = 8;
 
-/// The most bytes a watcher reads (and drops) in one run.
+/// The most reads a watcher makes in one run (what it reads is dropped).
 const WATCH_READS: usize = 16;
 
 impl StreamConn {

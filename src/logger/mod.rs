@@ -20,12 +20,12 @@
 //! for a watcher: it holds the watcher's lock only to copy a line in.
 //!
 //! When nobody watches, an event costs one relaxed load of
-//! [`Logger::flags`] ([`wants`]).
+//! the logger's flags ([`wants`]).
 //!
 //! | file | holds | memcached |
 //! | --- | --- | --- |
 //! | `mod.rs` | the watchers, their buffers, the counters | `logger_add_watcher`, `logger_thread_write_entry`, `logger_set_flags` |
-//! | [`line`] | the lines | `_logger_parse_ige`, `_logger_parse_ise`, `_logger_parse_ee`, `_logger_parse_cne`, `_logger_parse_cce`, `uriencode` |
+//! | [`mod@line`] | the lines | `_logger_parse_ige`, `_logger_parse_ise`, `_logger_parse_ee`, `_logger_parse_cne`, `_logger_parse_cce`, `uriencode` |
 
 pub mod line;
 

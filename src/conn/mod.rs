@@ -18,6 +18,7 @@
 //! | `mod.rs` | `Conn` and its socket | `conn_new`, `dispatch_conn_new` |
 //! | [`common`] | what both parts share: state, stats line | `conn_set_state` |
 //! | [`stream`] | the stream machine | `drive_machine`, `try_read_command_*`, `transmit` |
+//! | `stream/watch.rs` | a `watch` connection's turn | `conn_watch`, the logger thread's writes |
 //! | [`udp`] | the UDP machine | `try_read_udp`, `transmit_udp` |
 //! | [`read_buf`] | the read buffer | `c->rbuf`, `try_read_network` |
 //! | [`mem`] | what a stream's replies are charged to | `resp_start`, `resp_finish` |

@@ -27,10 +27,13 @@ pub enum ConnState {
     Mwrite,
     /// Done: the worker closes and frees the connection.
     Closing,
+    /// A `watch` connection: it reads nothing more, and writes the log
+    /// lines its watcher's buffer collects.
+    Watch,
 }
 
 impl ConnState {
-    const ALL: [ConnState; 10] = [
+    const ALL: [ConnState; 11] = [
         ConnState::Listening,
         ConnState::NewCmd,
         ConnState::Waiting,
@@ -41,6 +44,7 @@ impl ConnState {
         ConnState::Write,
         ConnState::Mwrite,
         ConnState::Closing,
+        ConnState::Watch,
     ];
 
     /// The state as a small number (for `stats conns`, which keeps it in an atomic).
@@ -66,6 +70,7 @@ impl ConnState {
             ConnState::Write => "conn_write",
             ConnState::Mwrite => "conn_mwrite",
             ConnState::Closing => "conn_closing",
+            ConnState::Watch => "conn_watch",
         }
     }
 }

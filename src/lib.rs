@@ -11,6 +11,7 @@
 //!                   |  dispatch_conn_new(conn) = queue push + Waker::wake
 //!                   v
 //! worker i:     mio Poll { Waker, Slab<Conn> } -> Conn::drive_machine on readiness
+//!                   |  (the Waker also brings a watcher's log lines, from any worker)
 //!                   |  (every worker also owns a clone of each UDP socket)
 //!                   v
 //! shared:       Server { Cache (16 shards: table, slab pages, LRUs), Stats, Settings }
@@ -49,6 +50,7 @@
 //! | | [`sync`], [`auth`] | locks; the `-Y` file | `pthread_mutex_lock`; `authfile.c` |
 //! | | [`tls`] | the TLS configuration, `refresh_certs` | `tls.c` |
 //! | | [`sasl`] | `-S`: Cyrus SASL loaded at run time, a connection's exchange | `sasl_defs.c` |
+//! | | [`logger`] | `watch`: the watchers, their bounded buffers, the log lines | `logger.c` |
 //! | storage | [`cache`] | hash tables, slab pages, items, LRUs, crawler | `assoc.c`, `items.c`, `slabs.c`, `crawler.c` |
 //! | shared state | [`server`] | what every thread shares | globals `settings`, `stats_state` |
 //! | | [`counters`] | counters and gauges | `struct stats`, `thread_stats` |
@@ -82,6 +84,7 @@
 //! | `tls.c` | [`tls`], [`conn::tls`] |
 //! | `sasl_defs.c`; `proto_bin.c`'s SASL commands | [`sasl`]; `proto/binary/sasl.rs` |
 //! | `util.c` | [`cnum`] |
+//! | `logger.c`, `process_watch_command` | [`logger`], [`proto::text`] |
 //!
 //! Two "slabs" meet in this code: the `slab` crate stores connections in
 //! the workers (and large items in the cache's shards), while memcached's
@@ -100,6 +103,7 @@ pub mod conn_state;
 pub mod counters;
 pub mod daemon;
 pub mod listen;
+pub mod logger;
 pub mod mem_budget;
 pub mod proto;
 pub mod sasl;

@@ -124,7 +124,7 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "hash_power_level", hash_power);
     stat(out, "hash_bytes", hash_bytes);
     // memcached machinery that has no counterpart here (hash expansion,
-    // slab page moves, the LRU maintainer's counters, the logger): the
+    // slab page moves, the LRU maintainer's counters): the
     // names are kept so that tools scraping `stats` find them, at 0, under
     // the same settings memcached shows them under.
     let st = &server.settings;
@@ -156,6 +156,10 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
                     tls.since_refresh(now),
                 );
             }
+        }
+        if let Some(v) = logger_stat(name) {
+            stat(out, name, v);
+            continue;
         }
         stat(out, name, 0);
     }
@@ -222,8 +226,22 @@ const SLAB_REASSIGN_FIELDS: &[&str] = &[
     "slabs_moved",
 ];
 
-/// Fields of memcached's general stats after the LRU ones that describe
-/// machinery rmemcached does not have.
+/// The logger's counters (`log_*`), by name.
+fn logger_stat(name: &str) -> Option<u64> {
+    let l = crate::logger::LOGGER.stats();
+    Some(match name {
+        "log_worker_dropped" => l.worker_dropped,
+        "log_worker_written" => l.worker_written,
+        "log_watcher_skipped" => l.watcher_skipped,
+        "log_watcher_sent" => l.watcher_sent,
+        "log_watchers" => l.watchers,
+        _ => return None,
+    })
+}
+
+/// Fields of memcached's general stats after the LRU ones: most describe
+/// machinery rmemcached does not have (0); the `log_*` ones are the
+/// logger's.
 const ZERO_FIELDS_MID: &[&str] = &[
     "malloc_fails",
     "log_worker_dropped",
@@ -267,6 +285,8 @@ pub struct LiveSettings {
     pub lru_crawler_sleep: u32,
     /// `lru_crawler tocrawl`.
     pub lru_crawler_tocrawl: u32,
+    /// `stats sizes_enable|sizes_disable` (`track_sizes`).
+    pub track_sizes: bool,
 }
 
 /// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
@@ -319,7 +339,11 @@ pub fn settings(st: &Settings, live: LiveSettings, out: &mut Vec<u8>) {
     stat(out, "hashpower_init", st.hashpower_init);
     let inert = |group, out: &mut Vec<u8>| {
         for (name, value) in st.inert_settings(group) {
-            stat(out, name, value);
+            if name == "track_sizes" {
+                stat(out, name, yes_no(live.track_sizes));
+            } else {
+                stat(out, name, value);
+            }
         }
     };
     stat(out, "slab_reassign", yes_no(st.slab_reassign));
@@ -360,7 +384,14 @@ pub fn group(server: &Server, name: &[u8], out: &mut Vec<u8>) {
     match name {
         b"items" => items(server, out),
         b"slabs" => slabs(server, out),
-        b"sizes" => stat(out, "sizes_status", "disabled"),
+        b"sizes" => match server.cache.sizes.report() {
+            Some(buckets) => {
+                for (size, n) in buckets {
+                    stat(out, &size.to_string(), n);
+                }
+            }
+            None => stat(out, "sizes_status", "disabled"),
+        },
         b"conns" => server.conn_list.write(server.cache.clock().now(), out),
         _ => {}
     }
@@ -477,6 +508,7 @@ impl Admin for Server {
                     lru_crawler: crawler.enabled(),
                     lru_crawler_sleep: crawler.sleep_us(),
                     lru_crawler_tocrawl: crawler.tocrawl(),
+                    track_sizes: self.cache.sizes.enabled(),
                 };
                 settings(&self.settings, live, out)
             }

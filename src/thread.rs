@@ -111,6 +111,8 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
         }
         let mut worker = Worker {
             poll,
+            waker: waker.clone(),
+            watchers: Vec::new(),
             queue: queue.clone(),
             conns,
             pending: Vec::new(),
@@ -144,6 +146,11 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
 struct Worker {
     /// This worker's poll.
     poll: Poll,
+    /// This worker's `Waker`: the main thread wakes it with new
+    /// connections, other workers with log lines for its watchers.
+    waker: Arc<Waker>,
+    /// The tokens of its watchers, gathered when it is woken.
+    watchers: Vec<usize>,
     /// Connections handed over by the main thread.
     queue: Arc<Mutex<VecDeque<Transport>>>,
     /// The connections; a token is a slab key.
@@ -208,7 +215,10 @@ impl Worker {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.accept_queued(),
+                    WAKER => {
+                        self.accept_queued();
+                        self.drive_watchers();
+                    }
                     token => {
                         // New bytes may have come since the last short read.
                         if let Some(c) = self.conns.get_mut(token.0) {
@@ -241,6 +251,18 @@ impl Worker {
         }
     }
 
+    /// Run this worker's watchers: another worker may have given them
+    /// lines (a watcher with nothing new returns at once).
+    #[inline(never)]
+    fn drive_watchers(&mut self) {
+        let mut tokens = std::mem::take(&mut self.watchers);
+        crate::logger::LOGGER.watchers_of(&self.waker, &mut tokens);
+        for &t in &tokens {
+            self.drive(Token(t));
+        }
+        self.watchers = tokens;
+    }
+
     /// Register every connection the main thread queued for us.
     fn accept_queued(&mut self) {
         loop {
@@ -267,6 +289,10 @@ impl Worker {
                 continue;
             }
             conn.list_in(&self.server.conn_list, self.server.cache.clock().now());
+            conn.set_wake(token.0, &self.waker);
+            if crate::logger::wants(crate::logger::kind::CONNEVENTS) {
+                conn.log_event(true);
+            }
             entry.insert(conn);
             // A client may have sent its request before we registered.
             self.drive(token);
@@ -285,12 +311,18 @@ impl Worker {
         for key in idle {
             log::info!("closing idle connection {key}");
             self.server.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = self.conns.get_mut(key) {
+                c.closing_idle();
+            }
             self.close(Token(key));
         }
     }
 
     fn close(&mut self, token: Token) {
         let mut conn = self.conns.remove(token.0);
+        if crate::logger::wants(crate::logger::kind::CONNEVENTS) {
+            conn.log_event(false);
+        }
         conn.say_goodbye();
         conn.sync_read_buf(&self.server.gauges, true);
         conn.release_mem(&self.server);

@@ -255,6 +255,18 @@ impl Cache {
             s.evicted_nonzero += 1;
         }
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        if crate::logger::wants(crate::logger::kind::EVICTIONS) {
+            let v = sh.view(h);
+            // Seconds left to live (-1: none), seconds since last access.
+            let ttl = if exptime > 0 {
+                i64::from(exptime) - i64::from(now)
+            } else {
+                -1
+            };
+            let la = now.wrapping_sub(time);
+            crate::logger::eviction(v.key(), fetched, ttl, la, class, v.data().len());
+        }
+        let s = &mut sh.classes[class].stats;
         if !fetched {
             s.evicted_unfetched += 1;
             self.stats.evicted_unfetched.fetch_add(1, Ordering::Relaxed);

@@ -32,6 +32,7 @@
 //! | `flush.rs` | the `flush_all` horizon | `settings.oldest_live` |
 //! | `dump.rs` | `stats cachedump`'s walk | `item_cachedump` |
 //! | `report.rs` | figures for `stats items`, `stats slabs` | `do_item_stats`, `do_slabs_stats` |
+//! | [`sizes`] | `stats sizes`' histogram | `item_stats_sizes*` |
 
 mod crawl;
 pub mod crawler;
@@ -43,6 +44,7 @@ pub mod meta;
 pub mod metadump;
 mod report;
 pub mod shard;
+pub mod sizes;
 pub mod slabs;
 mod store;
 
@@ -51,6 +53,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
+use crate::logger;
 use crate::sync::{lock, try_lock};
 use crawler::Crawler;
 use flush::{FlushPair, Horizon};
@@ -195,6 +198,8 @@ pub struct CacheConfig {
     pub lru_crawler_sleep: u32,
     /// `-o lru_crawler_tocrawl`.
     pub lru_crawler_tocrawl: u32,
+    /// `-o track_sizes`: `stats sizes` from the start.
+    pub track_sizes: bool,
 }
 
 impl CacheConfig {
@@ -212,6 +217,7 @@ impl CacheConfig {
             lru_crawler: s.lru_crawler,
             lru_crawler_sleep: s.lru_crawler_sleep,
             lru_crawler_tocrawl: s.lru_crawler_tocrawl,
+            track_sizes: s.track_sizes,
         }
     }
 
@@ -286,6 +292,8 @@ pub struct Cache {
     panic_key: Option<Box<[u8]>>,
     /// Counters.
     pub stats: CacheStats,
+    /// `stats sizes`' histogram, when on.
+    pub sizes: sizes::Sizes,
 }
 
 impl Cache {
@@ -325,6 +333,22 @@ impl Cache {
             panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
                 .map(|k| k.into_encoded_bytes().into_boxed_slice()),
             stats: CacheStats::default(),
+            sizes: sizes::Sizes::new(config.track_sizes, config.item_size_max),
+        }
+    }
+
+    /// `stats sizes_enable`: count the items stored from now on.
+    pub fn sizes_enable(&self) -> sizes::EnableResult {
+        let next = self.cas_id.load(Ordering::Relaxed) + 1;
+        self.sizes.enable(self.use_cas, next)
+    }
+
+    /// Count a linked (`add`) or unlinked item in `stats sizes`.
+    #[inline]
+    fn count_size(&self, v: ItemView<'_>, add: bool) {
+        if self.sizes.enabled() {
+            let n = mc_ntotal(v.key().len(), v.flags(), v.data().len(), self.use_cas);
+            self.sizes.count(n, v.cas(), add);
         }
     }
 
@@ -479,6 +503,7 @@ impl Cache {
 
     /// Unlink an item and give back its memory, keeping the gauges right.
     fn remove(&self, sh: &mut Shard, h: Handle) {
+        self.count_size(sh.view(h), false);
         let size = sh.view(h).size();
         sh.unlink(h);
         self.stats.bytes.fetch_sub(size, Ordering::Relaxed);
@@ -506,6 +531,20 @@ impl Cache {
     /// Look up a live item, unlinking it lazily if it is dead, and say why
     /// a found item was dead.
     fn lookup(
+        &self,
+        sh: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        now: u32,
+    ) -> Result<Handle, Option<Death>> {
+        let found = self.lookup_quietly(sh, hash, key, now);
+        if logger::wants(logger::kind::FETCHERS) {
+            log_lookup(sh, key, found);
+        }
+        found
+    }
+
+    fn lookup_quietly(
         &self,
         sh: &mut Shard,
         hash: u64,
@@ -638,6 +677,24 @@ impl Cache {
                 oldest_cas,
             }
         })
+    }
+}
+
+/// The `item_get` line of a lookup (memcached's `do_item_get` logs every
+/// lookup, a store's included): a dead item is gone by now, and is
+/// logged with no class and no size, as memcached logs it.
+#[cold]
+#[inline(never)]
+fn log_lookup(sh: &Shard, key: &[u8], found: Result<Handle, Option<Death>>) {
+    use logger::Found;
+    match found {
+        Ok(h) => {
+            let len = sh.view(h).data().len();
+            logger::item_get(Found::Found, key, len, sh.class_of(h));
+        }
+        Err(None) => logger::item_get(Found::NotFound, key, 0, 0),
+        Err(Some(Death::Expired)) => logger::item_get(Found::Expired, key, 0, 0),
+        Err(Some(Death::Flushed)) => logger::item_get(Found::Flushed, key, 0, 0),
     }
 }
 

@@ -37,6 +37,67 @@ impl Cache {
         req_cas: u64,
         opts: StoreOpts,
     ) -> (StoreResult, u64) {
+        let (res, cas, nbytes, exp) =
+            self.store_item(mode, key, flags, exptime, data, req_cas, opts);
+        if crate::logger::wants(crate::logger::kind::MUTATIONS) {
+            self.log_store(mode, key, flags, res, nbytes, exp);
+        }
+        (res, cas)
+    }
+
+    /// The `item_store` line (memcached's `do_store_item` logs every
+    /// store, whatever its outcome): the item as it was (or would have
+    /// been) stored, its TTL in seconds left.
+    #[cold]
+    #[inline(never)]
+    fn log_store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        res: StoreResult,
+        nbytes: usize,
+        exptime: u32,
+    ) {
+        let status = match res {
+            StoreResult::NotStored => "not_stored",
+            StoreResult::Stored => "stored",
+            StoreResult::Exists => "exists",
+            StoreResult::NotFound => "not_found",
+            StoreResult::TooLarge => "too_large",
+            StoreResult::NoMemory => "no_memory",
+        };
+        let cmd = match mode {
+            StoreMode::Add => "add",
+            StoreMode::Set => "set",
+            StoreMode::Replace => "replace",
+            StoreMode::Append => "append",
+            StoreMode::Prepend => "prepend",
+            StoreMode::Cas => "cas",
+        };
+        let ttl = if exptime != 0 {
+            exptime.wrapping_sub(self.clock.now())
+        } else {
+            0
+        };
+        let size = items::item_size(key.len(), flags, nbytes, self.use_cas);
+        let class = self.classes.class_for(size);
+        crate::logger::item_store(status, cmd, key, ttl, class, nbytes);
+    }
+
+    /// [`Cache::store_ext`]; also returns the stored (or refused) item's
+    /// value length and exptime, for the log.
+    #[allow(clippy::too_many_arguments)]
+    fn store_item(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        data: &[u8],
+        req_cas: u64,
+        opts: StoreOpts,
+    ) -> (StoreResult, u64, usize, u32) {
         let mut meta = opts.meta;
         let now = self.clock.now();
         let (hash, mut sh) = self.locate(key);
@@ -54,11 +115,11 @@ impl Cache {
             (StoreMode::Add, Some(h)) => {
                 // add only adds, but promotes the existing item.
                 sh.bump(h, now);
-                return (StoreResult::NotStored, 0);
+                return (StoreResult::NotStored, 0, data.len(), exptime);
             }
-            (StoreMode::Cas, None) => return (StoreResult::NotFound, 0),
+            (StoreMode::Cas, None) => return (StoreResult::NotFound, 0, data.len(), exptime),
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
-                return (StoreResult::NotStored, 0)
+                return (StoreResult::NotStored, 0, data.len(), exptime);
             }
             (StoreMode::Cas, Some(h)) => {
                 let class = sh.class_of(h);
@@ -75,16 +136,16 @@ impl Cache {
                     (flags, exp)
                 } else {
                     sh.classes[class].stats.cas_badval += 1;
-                    return (StoreResult::Exists, 0);
+                    return (StoreResult::Exists, 0, data.len(), exptime);
                 }
             }
             (StoreMode::Append | StoreMode::Prepend, Some(h)) => {
                 let v = sh.view(h);
                 if req_cas != 0 && v.cas() != req_cas {
-                    return (StoreResult::Exists, 0);
+                    return (StoreResult::Exists, 0, data.len(), exptime);
                 }
                 if !self.size_ok(key.len(), v.flags(), v.data().len() + data.len()) {
-                    return (StoreResult::NotStored, 0);
+                    return (StoreResult::NotStored, 0, data.len(), exptime);
                 }
                 joined = Some(v.data().to_vec());
                 (v.flags(), v.exptime())
@@ -107,20 +168,21 @@ impl Cache {
                 [data, old_data]
             };
         }
-        if !self.size_ok(key.len(), flags, item.nbytes()) {
-            return (StoreResult::TooLarge, 0);
+        let (nbytes, exptime) = (item.nbytes(), item.exptime);
+        if !self.size_ok(key.len(), flags, nbytes) {
+            return (StoreResult::TooLarge, 0, nbytes, exptime);
         }
         let size = item.size();
         let class = self.classes.class_for(size);
         let Some(h) = self.alloc(&mut sh, class, size, old, now) else {
             if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-                return (StoreResult::NotStored, 0);
+                return (StoreResult::NotStored, 0, nbytes, exptime);
             }
             // A failed set must not leave the old value readable.
             if let (StoreMode::Set, Some(o)) = (mode, old) {
                 self.remove(&mut sh, o);
             }
-            return (StoreResult::NoMemory, 0);
+            return (StoreResult::NoMemory, 0, nbytes, exptime);
         };
         let cas = self.next_cas();
         item.cas = self.use_cas.then_some(cas);
@@ -128,7 +190,7 @@ impl Cache {
             self.remove(&mut sh, o);
         }
         self.link(&mut sh, h, hash, class, &item, now);
-        (StoreResult::Stored, cas)
+        (StoreResult::Stored, cas, nbytes, exptime)
     }
 
     pub(super) fn link(
@@ -141,6 +203,7 @@ impl Cache {
         now: u32,
     ) {
         sh.link(h, hash, class, item, now);
+        self.count_size(sh.view(h), true);
         sh.classes[class].stats.cmd_set += 1;
         self.stats.curr_items.fetch_add(1, Ordering::Relaxed);
         self.stats.total_items.fetch_add(1, Ordering::Relaxed);
@@ -200,7 +263,11 @@ impl Cache {
         if in_place && data.len() <= old_len {
             data.resize(old_len, b' ');
             let cas = self.next_cas();
+            // memcached unlinks and links the item again in the histogram,
+            // with its new CAS.
+            self.count_size(sh.view(h), false);
             items::rewrite_value(sh.mem_mut(h), &data, cas);
+            self.count_size(sh.view(h), true);
             return (DeltaResult::Ok(value), cas);
         }
         let v = sh.view(h);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::conn_list::ConnEntry;
 use crate::conn_state::ConnState;
 use crate::counters::Gauges;
+use crate::logger::CloseReason;
 
 /// What `drive_machine` tells the worker.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct Common {
     rbuf_charged: usize,
     /// This connection's line in `stats conns`.
     pub(super) entry: Option<Arc<ConnEntry>>,
+    /// Why it is closing, for the `conn_close` log line (memcached's
+    /// `c->close_reason`; an error unless said otherwise).
+    pub(super) close_reason: CloseReason,
 }
 
 impl Common {
@@ -52,6 +56,7 @@ impl Common {
             draining: false,
             rbuf_charged: 0,
             entry: None,
+            close_reason: CloseReason::Error,
         }
     }
 
@@ -66,7 +71,7 @@ impl Common {
     }
 
     /// memcached's `conn_set_state`: every transition is logged at `-vvv`.
-    #[inline]
+    #[inline(always)]
     pub fn set_state(&mut self, state: ConnState) {
         if state != self.state {
             log::trace!(
@@ -80,6 +85,14 @@ impl Common {
                 e.set_state(state);
             }
         }
+    }
+
+    /// Close, for this reason (as `conn_close` lines give it).
+    #[cold]
+    #[inline(never)]
+    pub fn close_for(&mut self, reason: CloseReason) {
+        self.close_reason = reason;
+        self.set_state(ConnState::Closing);
     }
 
     /// A command arrived at relative time `now` (idle timeout, `stats

@@ -18,6 +18,7 @@
 //! | `mod.rs` | `Conn` and its socket | `conn_new`, `dispatch_conn_new` |
 //! | [`common`] | what both parts share: state, stats line | `conn_set_state` |
 //! | [`stream`] | the stream machine | `drive_machine`, `try_read_command_*`, `transmit` |
+//! | `stream/watch.rs` | a `watch` connection's turn | `conn_watch`, the logger thread's writes |
 //! | [`udp`] | the UDP machine | `try_read_udp`, `transmit_udp` |
 //! | [`read_buf`] | the read buffer | `c->rbuf`, `try_read_network` |
 //! | [`mem`] | what a stream's replies are charged to | `resp_start`, `resp_finish` |
@@ -44,6 +45,7 @@ use crate::conn_list::ConnList;
 use crate::conn_mem::ThreadMem;
 pub use crate::conn_state::ConnState;
 use crate::counters::Gauges;
+use crate::logger::CloseReason;
 use crate::server::Server;
 pub use common::{ByteStream, Common, Outcome};
 
@@ -305,9 +307,48 @@ impl Conn {
         self.common.sync_read_buf(g, now);
     }
 
+    /// Tell a stream connection how its worker is woken and its token
+    /// there, should it become a watcher.
+    #[inline(never)]
+    pub fn set_wake(&mut self, token: usize, waker: &Arc<mio::Waker>) {
+        if let Part::Stream(_, s) = &mut self.part {
+            s.set_wake(token, waker);
+        }
+    }
+
+    /// `-o idle_timeout` is closing the connection.
+    pub fn closing_idle(&mut self) {
+        self.common.close_reason = CloseReason::IdleTimeout;
+    }
+
+    /// Log the opening (`conn_new`) or the closing (`conn_close`) of a
+    /// stream connection for `watch connevents`, as memcached's
+    /// `conn_new` and `conn_close` do: the peer's address (none for a unix
+    /// socket, or when the socket no longer knows it).
+    #[cold]
+    #[inline(never)]
+    pub fn log_event(&self, new: bool) {
+        use crate::logger::{conn_close, conn_new, Transport as T};
+        let Part::Stream(sock, _) = &self.part else {
+            return;
+        };
+        let (peer, transport) = match sock {
+            StreamSock::Tcp(s) => (s.peer_addr().ok(), T::Tcp),
+            StreamSock::Tls(t) => (t.socket().peer_addr().ok(), T::Tcp),
+            StreamSock::Unix(_) => (None, T::Local),
+        };
+        if new {
+            conn_new(peer, transport, self.fd());
+        } else {
+            conn_close(peer, transport, self.common.close_reason, self.fd());
+        }
+    }
+
     /// Run the state machine until the connection must wait, has used its
     /// `-R` budget, or is done (memcached's `drive_machine`).
     pub fn drive_machine(&mut self, server: &Server) -> Outcome {
+        // The `cfd` of what this connection makes the cache log.
+        crate::logger::set_cfd(self.common.fd);
         match &mut self.part {
             Part::Stream(sock, s) => s.drive(&mut self.common, sock, server),
             Part::Udp(sock, u) => u.drive(&mut self.common, sock, server),

@@ -17,6 +17,7 @@ use super::read_buf::{ReadBuf, READ_SIZE};
 use crate::cache::metadump::DumpCursor;
 use crate::conn_mem::ThreadMem;
 use crate::conn_state::ConnState;
+use crate::logger::{CloseReason, WatchHandle};
 use crate::mem_budget::{INFLIGHT_FREE, STREAM_FREE};
 use crate::proto::action::GetCmd;
 use crate::proto::action::{Action, Parsed, PendingStore};
@@ -28,6 +29,8 @@ use crate::proto::session::Session;
 use crate::proto::text::{self, MAX_LINE, MAX_LINE_NO_GET};
 use crate::proto::{auth, binary};
 use crate::server::Server;
+
+mod watch;
 
 /// Buffer space a connection keeps when it falls idle.
 const KEEP: usize = 16 * 1024;
@@ -88,6 +91,12 @@ pub struct StreamConn {
     /// pool: a long multi-get line (up to `MAX_LINE`), kept until the
     /// buffer is shrunk.
     line_charge: usize,
+    /// How the worker is woken, and this connection's token there: what a
+    /// watcher needs to be found when lines arrive.
+    wake: Option<(Arc<mio::Waker>, usize)>,
+    /// The registration of a `watch` connection (state `Watch`); dropped,
+    /// it removes the watcher.
+    watch: Option<WatchHandle>,
 }
 
 impl StreamConn {
@@ -96,6 +105,11 @@ impl StreamConn {
         if mem.limited() {
             self.thread_mem = Some(mem.clone());
         }
+    }
+
+    /// How the worker is woken, and the connection's token there.
+    pub fn set_wake(&mut self, token: usize, waker: &Arc<mio::Waker>) {
+        self.wake = Some((waker.clone(), token));
     }
 
     /// Give back what the connection holds of its worker's pool, and of
@@ -145,6 +159,7 @@ impl StreamConn {
     /// `conn_read`: take a read-buffer chunk from the worker's pool if
     /// counted and not held (memcached closes when there is none; an error
     /// other than `WouldBlock` does that here), then read.
+    #[inline]
     fn take_rbuf_then_read<S: ByteStream>(
         &mut self,
         c: &mut Common,
@@ -203,6 +218,7 @@ impl StreamConn {
     /// an idle connection holds little memory (memcached returns its big
     /// read buffers to a pool for the same reason). A buffer still filling
     /// with a value is left alone.
+    #[inline(always)]
     fn shrink_buffers(&mut self, c: &mut Common, server: &Server) {
         if self.inflight == 0 && self.rbuf.shrink(KEEP) {
             server.inflight.give(std::mem::take(&mut self.line_charge));
@@ -215,6 +231,7 @@ impl StreamConn {
 
     /// Run the machine until the connection must wait, has used its `-R`
     /// budget, or is done.
+    #[inline]
     pub fn drive<S: ByteStream>(
         &mut self,
         c: &mut Common,
@@ -273,7 +290,7 @@ impl StreamConn {
                     c.set_state(ConnState::Read);
                 }
                 ConnState::Read => match self.take_rbuf_then_read(c, sock, server) {
-                    Ok(0) => c.set_state(ConnState::Closing),
+                    Ok(0) => c.close_for(CloseReason::Normal),
                     Ok(_) => c.set_state(ConnState::ParseCmd),
                     Err(e) if would_block(&e) => {
                         if c.draining() && self.rbuf.is_empty() {
@@ -353,6 +370,7 @@ impl StreamConn {
                         }
                     }
                 }
+                ConnState::Watch => return self.watch(c, sock, server),
                 // A stream connection is never a listener: those stay on
                 // the main thread.
                 ConnState::Closing | ConnState::Listening => return Outcome::Close,
@@ -374,7 +392,7 @@ impl StreamConn {
         self.sess.held.clear();
         self.sess.release_resps();
         if self.close_after_write {
-            c.set_state(ConnState::Closing);
+            c.close_for(CloseReason::Normal);
         } else {
             c.set_state(ConnState::NewCmd);
         }
@@ -395,7 +413,7 @@ impl StreamConn {
         }
         match self.read(c, sock, server) {
             Ok(0) => {
-                c.set_state(ConnState::Closing);
+                c.close_for(CloseReason::Normal);
                 None
             }
             Ok(_) => {
@@ -566,6 +584,7 @@ impl StreamConn {
     }
 
     /// Carry out what a command asked for.
+    #[inline(never)]
     fn apply(&mut self, c: &mut Common, ctx: &Ctx<'_>, server: &Server, action: Action) {
         match action {
             Action::Continue | Action::GetMore(..) => c.set_state(ConnState::NewCmd),
@@ -612,8 +631,9 @@ impl StreamConn {
             Action::Shutdown(why) => {
                 // memcached closes the asking connection at once.
                 server.request_stop(why);
-                c.set_state(ConnState::Closing);
+                c.close_for(CloseReason::Shutdown);
             }
+            Action::Watch(kinds) => self.start_watch(c, server, kinds),
         }
     }
 }

@@ -43,6 +43,10 @@ pub enum Action {
     /// to its crawler thread), then `END`; no other command is read
     /// meanwhile.
     MetaDump(DumpCursor),
+    /// `watch`: the connection becomes a watcher of these event kinds
+    /// (`logger::kind` bits) and writes log lines from then on; it reads
+    /// no more commands (memcached hands it to its logger thread).
+    Watch(u32),
     /// Read `vlen` bytes of value, then call [`super::complete::complete_nread`].
     Nread(PendingStore),
     /// Discard this many bytes (a value that cannot be stored).

@@ -9,6 +9,7 @@ use crate::cnum::{safe_strtol as strtol, safe_strtoul as strtoul};
 use std::fmt::Write as _;
 
 use super::ctx::{Ctx, Report};
+use crate::cache::sizes::EnableResult;
 
 /// `slabs reassign <src> <dst>` and `slabs automove <0|1|2|ratio N>`.
 pub fn process_slabs(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) {
@@ -81,6 +82,7 @@ pub fn process_stat(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut
     match t.get(1) {
         b"reset" => {
             ctx.stats.reset();
+            crate::logger::LOGGER.reset();
             ctx.cache.reset_stats();
             ctx.prefix.clear();
             out_string(sess, out, b"RESET");
@@ -123,6 +125,17 @@ pub fn process_stat(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut
         }
         b"items" => ctx.admin.report(Report::Items, out),
         b"sizes" => ctx.admin.report(Report::Sizes, out),
+        // memcached ends these two with no `END`.
+        b"sizes_enable" => match ctx.cache.sizes_enable() {
+            EnableResult::Enabled => out.extend_from_slice(b"STAT sizes_status enabled\r\n"),
+            EnableResult::NoCas => out.extend_from_slice(
+                b"STAT sizes_status error\r\nSTAT sizes_error cas_support_disabled\r\n",
+            ),
+        },
+        b"sizes_disable" => {
+            ctx.cache.sizes.disable();
+            out.extend_from_slice(b"STAT sizes_status disabled\r\n");
+        }
         b"slabs" => ctx.admin.report(Report::Slabs, out),
         b"conns" => ctx.admin.report(Report::Conns, out),
         b"rmemcached" => ctx.admin.report(Report::Own, out),

@@ -83,6 +83,11 @@ pub fn process(
                     break;
                 }
             }
+            Action::Watch(_) => {
+                // A datagram cannot become a stream of log lines (memcached
+                // would take the worker's UDP socket off its event loop).
+                out_string(sess, reply, b"SERVER_ERROR watch is not supported over UDP");
+            }
             Action::Quit => break,
             Action::Shutdown(why) => return Some(why),
         }
@@ -121,6 +126,7 @@ fn process_binary(ctx: &Ctx<'_>, sess: &mut Session, payload: &[u8], reply: &mut
             | Action::Authenticated
             | Action::Flush
             | Action::GetMore(..)
+            | Action::Watch(_)
             | Action::MetaDump(_) => {}
         }
     }

@@ -150,6 +150,7 @@ pub fn process_command(
             );
         }
         b"quit" => return Action::Quit,
+        b"watch" => return process_watch(ctx, sess, &t, out),
         b"refresh_certs" => {
             set_noreply_maybe(sess, &t);
             match ctx.admin.refresh_certs() {
@@ -182,6 +183,27 @@ pub fn process_command(
             out_string(sess, out, b"ERROR");
         }
     }
+    Action::Continue
+}
+
+/// `watch [kind ...]` (memcached's `process_watch_command`): the checks,
+/// then the kinds the connection will watch; no kind means `fetchers`.
+fn process_watch(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mut Vec<u8>) -> Action {
+    set_noreply_maybe(sess, t);
+    let reply: &[u8] = if !ctx.settings.watch_enabled {
+        b"CLIENT_ERROR watch commands not allowed"
+    } else if out.len() > sess.unsent {
+        // Replies of earlier commands still wait to be written (memcached's
+        // `resp_has_stack`).
+        b"ERROR cannot pipeline other commands before watch"
+    } else {
+        let names = (1..t.ntokens() - 1).map(|i| t.get(i));
+        match crate::logger::parse_kinds(names) {
+            Some(kinds) => return Action::Watch(kinds),
+            None => b"ERROR",
+        }
+    };
+    out_string(sess, out, reply);
     Action::Continue
 }
 

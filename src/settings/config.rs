@@ -78,6 +78,11 @@ pub struct Settings {
     pub dump_enabled: bool,
     /// Whether `watch` is allowed (`-W` turns it off).
     pub watch_enabled: bool,
+    /// Bytes of log lines each watcher may hold (`-o watcher_logbuf_size`,
+    /// in KiB; 256 KiB).
+    pub watcher_logbuf_size: usize,
+    /// `stats sizes` keeps its histogram from the start (`-o track_sizes`).
+    pub track_sizes: bool,
     /// Verbosity (`-v`, `-vv`, `-vvv`): 1 errors and warnings, 2 client
     /// commands, 3 every connection state transition. Capped at 3
     /// (memcached keeps counting, to no further effect).
@@ -197,6 +202,8 @@ impl Default for Settings {
             shutdown_command: false,
             dump_enabled: true,
             watch_enabled: true,
+            watcher_logbuf_size: 256 * 1024,
+            track_sizes: false,
             verbose: 0,
             daemonize: false,
             pid_file: None,

@@ -22,6 +22,8 @@
 //! | `udp_allow=CIDR;...\|any` | [`Settings::udp_allow`](super::Settings::udp_allow) (rmemcached only) |
 //! | `udp_reply_rate=BYTES` | [`Settings::udp_reply_rate`](super::Settings::udp_reply_rate) (rmemcached only) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
+//! | `watcher_logbuf_size=KB` | [`Settings::watcher_logbuf_size`](super::Settings::watcher_logbuf_size) |
+//! | `track_sizes` | [`Settings::track_sizes`](super::Settings::track_sizes) |
 //!
 //! Accepted no-ops, recorded by name in
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
@@ -29,8 +31,8 @@
 //! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
 //! `tail_repair_time`, `hash_algorithm`, `lru_maintainer`,
 //! `no_lru_maintainer`, `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`,
-//! `warm_max_factor`, `temporary_ttl`, `watcher_logbuf_size`,
-//! `worker_logbuf_size`, `track_sizes`, `inline_ascii_resp`,
+//! `warm_max_factor`, `temporary_ttl`,
+//! `worker_logbuf_size` (there is no per-worker log buffer), `inline_ascii_resp`,
 //! `no_inline_ascii_resp`, `modern`, `drop_privileges`,
 //! `no_drop_privileges`, `relaxed_privileges`,
 //! `sock_cookie_id`, the TLS ones (`ssl_chain_cert`, `ssl_key`,
@@ -322,18 +324,19 @@ fn one(
             state.settings.tls.wbuf_size = kb.wrapping_mul(1024);
             Ignored
         }
-        "watcher_logbuf_size"
-        | "worker_logbuf_size"
-        | "ext_wbuf_size"
-        | "ext_threads"
-        | "ext_io_depth"
-        | "ext_item_size"
-        | "ext_item_age"
-        | "ext_low_ttl"
-        | "ext_recache_rate"
-        | "ext_compact_under"
-        | "ext_drop_under"
-        | "ext_max_sleep" => {
+        "watcher_logbuf_size" => {
+            let kb = u32_value(name, value)?;
+            s.watcher_logbuf_size = (kb as usize).saturating_mul(1024);
+            Honoured
+        }
+        "track_sizes" => {
+            s.track_sizes = true;
+            Honoured
+        }
+        // There is no per-worker log buffer here (see `logger`).
+        "worker_logbuf_size" | "ext_wbuf_size" | "ext_threads" | "ext_io_depth"
+        | "ext_item_size" | "ext_item_age" | "ext_low_ttl" | "ext_recache_rate"
+        | "ext_compact_under" | "ext_drop_under" | "ext_max_sleep" => {
             u32_value(name, value)?;
             Ignored
         }
@@ -398,7 +401,6 @@ fn one(
         }
         "no_hashexpand"
         | "no_slab_automove"
-        | "track_sizes"
         | "inline_ascii_resp"
         | "no_inline_ascii_resp"
         | "modern"

@@ -95,9 +95,11 @@ impl Settings {
                 ("temporary_ttl", uint("temporary_ttl", 61, 1)),
             ],
             InertGroup::Logger => vec![
+                // Honoured (the `logger`), so the value is the setting's;
+                // memcached shows it as an unsigned 32-bit number.
                 (
                     "watcher_logbuf_size",
-                    uint("watcher_logbuf_size", 262_144, 1024),
+                    (self.watcher_logbuf_size as u32).to_string(),
                 ),
                 (
                     "worker_logbuf_size",

@@ -25,3 +25,4 @@ mod stats_conns;
 mod udp;
 mod udp_guard;
 mod udp_reuseport;
+mod watch;

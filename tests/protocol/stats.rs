@@ -206,3 +206,57 @@ fn read_buffers_are_counted() {
     assert_eq!(after["read_buf_count"], base["read_buf_count"]);
     assert_eq!(after["read_buf_bytes"], base["read_buf_bytes"]);
 }
+
+/// `stats sizes`, `sizes_enable` and `sizes_disable` answer as memcached
+/// does, byte for byte, through a run of stores and deletes (items stored
+/// before `sizes_enable` are not counted), with `-o track_sizes` and with
+/// `-C` too.
+#[test]
+fn sizes_histogram_matches_memcached() {
+    let value = "v".repeat(300);
+    let steps: Vec<(Vec<u8>, &[u8])> = vec![
+        (b"stats sizes\r\n".to_vec(), b"END\r\n"),
+        (b"set a 0 0 5\r\nhello\r\n".to_vec(), b"\r\n"),
+        // No END after these two, in memcached.
+        (b"stats sizes_enable\r\n".to_vec(), b"\r\n"),
+        (b"stats sizes\r\n".to_vec(), b"END\r\n"),
+        (
+            format!("set b 0 0 5\r\nhello\r\nset cc 7 0 300\r\n{value}\r\nset dd 0 0 1\r\nx\r\n")
+                .into_bytes(),
+            b"STORED\r\nSTORED\r\nSTORED\r\n",
+        ),
+        (b"stats sizes\r\n".to_vec(), b"END\r\n"),
+        (
+            b"delete a\r\ndelete b\r\n".to_vec(),
+            b"DELETED\r\nDELETED\r\n",
+        ),
+        (b"incr dd 5\r\n".to_vec(), b"\r\n"),
+        (b"stats sizes\r\n".to_vec(), b"END\r\n"),
+        (b"stats sizes_disable\r\n".to_vec(), b"\r\n"),
+        (b"stats sizes\r\n".to_vec(), b"END\r\n"),
+    ];
+    for args in [&[][..], &["-o", "track_sizes"], &["-C"]] {
+        let run = |server: &common::Server| {
+            let mut s = server.tcp();
+            let mut replies: Vec<Vec<u8>> = steps
+                .iter()
+                .map(|(req, end)| common::request(&mut s, req, end))
+                .collect();
+            let settings = settings_lines(server);
+            replies.push(
+                settings
+                    .into_iter()
+                    .find(|l| l.starts_with("STAT track_sizes"))
+                    .unwrap()
+                    .into_bytes(),
+            );
+            replies
+        };
+        let mc = common::start_with("/usr/bin/memcached", args);
+        let rm = common::start_server(args);
+        let (want, got) = (run(&mc), run(&rm));
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(common::show(g), common::show(w), "{args:?}");
+        }
+    }
+}

@@ -4,6 +4,9 @@ the real memcached alike.
 
     scripts/client-matrix.py [--rmemcached PATH] [--memcached PATH] [ROW...]
 
+(the rmemcached binary defaults to the newer of target/debug and
+target/release).
+
 For each server it starts three instances on loopback (TCP and UDP on ports
 picked here, -m 64 -t 2, as nobody when run as root), then runs every row:
 a small real workload through one client whose results the row checks
@@ -405,6 +408,15 @@ ROWS = [
 ]
 
 
+def default_binary():
+    """The newer of target/debug/rmemcached and target/release/rmemcached."""
+    built = [os.path.join(ROOT, "target", p, "rmemcached") for p in ("debug", "release")]
+    built = [b for b in built if os.access(b, os.X_OK)]
+    if not built:
+        sys.exit("no rmemcached binary: cargo build first, or --rmemcached PATH")
+    return max(built, key=os.path.getmtime)
+
+
 def python_modules_row_check(name):
     mod = "pymemcache" if name.startswith("pymemcache") else "pylibmc"
     if subprocess.run(["/usr/bin/python3", "-c", f"import {mod}"], capture_output=True).returncode != 0:
@@ -417,14 +429,7 @@ def main():
     ap.add_argument("--memcached", default=shutil.which("memcached") or "/usr/bin/memcached")
     ap.add_argument("rows", nargs="*")
     args = ap.parse_args()
-    rmc = args.rmemcached
-    if rmc is None:
-        for cand in ("target/debug/rmemcached", "target/release/rmemcached"):
-            if os.access(os.path.join(ROOT, cand), os.X_OK):
-                rmc = os.path.join(ROOT, cand)
-                break
-        else:
-            sys.exit("no rmemcached binary: cargo build first, or --rmemcached PATH")
+    rmc = args.rmemcached or default_binary()
     rows = [(n, f) for n, f in ROWS if not args.rows or n in args.rows]
     if args.rows and len(rows) != len(args.rows):
         sys.exit(f"unknown row in {args.rows}; rows: {[n for n, _ in ROWS]}")

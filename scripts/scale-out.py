@@ -4,8 +4,11 @@
 
     scripts/scale-out.py [--rmemcached PATH] [--instances N] [--ops N]
 
+(the rmemcached binary defaults to the newer of target/debug and
+target/release).
+
 1. It starts N instances (default 4) on loopback ports it picks, and
-   nutcracker in front of them (ketama over fnv1a_64, hosts ejected after
+   nutcracker in front of them (ketama over md5, hosts ejected after
    one failure), run by the user running this script.
 2. Through the proxy, four pymemcache clients run a mixed load (sets, gets,
    incr, deletes, add) over keys that each client owns, so that the last
@@ -39,6 +42,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 client_matrix = __import__("client-matrix")  # Server, free_port, request
 
@@ -57,7 +61,7 @@ def start_nutcracker(instances, port, work):
         f.write(
             "rmc:\n"
             f"  listen: 127.0.0.1:{port}\n"
-            "  hash: fnv1a_64\n"
+            "  hash: md5\n"
             "  distribution: ketama\n"
             "  timeout: 1000\n"
             "  auto_eject_hosts: true\n"
@@ -213,11 +217,7 @@ def main():
     ap.add_argument("--instances", type=int, default=4)
     ap.add_argument("--ops", type=int, default=4000, help="operations per load worker")
     args = ap.parse_args()
-    rmc = args.rmemcached or next(
-        (os.path.join(ROOT, c) for c in ("target/release/rmemcached", "target/debug/rmemcached")
-         if os.access(os.path.join(ROOT, c), os.X_OK)), None)
-    if not rmc:
-        sys.exit("no rmemcached binary: cargo build first, or --rmemcached PATH")
+    rmc = args.rmemcached or client_matrix.default_binary()
     import pylibmc
     from pymemcache.client.base import Client
 

@@ -140,11 +140,14 @@ if [ -f "$debian_wrapper" ]; then
         cp /usr/share/memcached/memcached.conf.default "$cases/debian-default.conf"
     printf '%s\n' '-m 64 # memory' '  -p 11311   ' '' '# -vv' '-d' '-h' \
         'logfile /var/log/x.log' 'bareword' '-l 127.0.0.1,::1' >"$cases/comments.conf"
-    printf '%s\n' '-o "udp_allow=10.0.0.0/8"' '-a 0600#comment # and # more' \
+    printf '%s\n' '-o "udp_allow=10.0.0.0/8;192.168.0.0/16"' '-a 0600#comment # and # more' \
         '-t\t4' 'prefix\#kept # gone' '-c 10#a##b' >"$cases/quoting.conf"
     printf '%s\n' '# nothing but comments' '-d' >"$cases/empty.conf"
     printf '%s\n' '-m 128' >"$cases/no-user.conf"
     : >"$cases/zero-bytes.conf"
+    check "flags: a quoted -o keeps its \";\" in one argument" \
+        bash -c '[ "$("$1" "$2" | sed -n 2p)" = "udp_allow=10.0.0.0/8;192.168.0.0/16" ]' _ \
+        "$argv_tree/usr/share/rmemcached/scripts/systemd-rmemcached-wrapper" "$cases/quoting.conf"
     for conf in "$cases"/*.conf "$work/does-not-exist.conf"; do
         check "flags: $(basename "$conf") reads as Debian's wrapper reads it" \
             diff <(theirs "$conf" 2>&1) <(ours "$conf" 2>&1)

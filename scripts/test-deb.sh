@@ -18,7 +18,9 @@
 #      as the -u user, writes its pid to the -P file, serves, and stops
 #      on SIGTERM;
 #   6. that rmemcached-swap in/out puts rmemcached in memcached's place and
-#      back with dpkg-divert, and that removing the package swaps back.
+#      back with dpkg-divert (swapped in, Debian's own wrapper and conf
+#      start rmemcached, checked as in 5), and that removing the package
+#      swaps back.
 # Everything happens under a temporary directory and on loopback; the host's
 # dpkg database, users and services are not touched.
 set -euo pipefail
@@ -172,24 +174,30 @@ else
     want_uid=$(id -u)
     echo "note not root: the server cannot change user; -u is checked only as root"
 fi
-"$root/usr/share/rmemcached/scripts/systemd-rmemcached-wrapper" "$work/run.conf" \
-    >"$work/server.log" 2>&1 &
-server_pid=$!
-up=0
-for _ in $(seq 100); do
-    if [ -s "$piddir/rmemcached.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        up=1; break
-    fi
-    sleep 0.1
-done
-check "start: the server listens on 127.0.0.1:$port and wrote its pid file" [ "$up" = 1 ]
-check "start: the pid file holds the server's pid (the wrapper execs it)" \
-    [ "$(cat "$piddir/rmemcached.pid" 2>/dev/null)" = "$server_pid" ]
-check "start: the process is the packaged binary" \
-    [ "$(readlink "/proc/$server_pid/exe")" = "$root/usr/bin/rmemcached" ]
-check "start: it runs as uid $want_uid" \
-    [ "$(awk '/^Uid:/ {print $2 $3 $4 $5}' "/proc/$server_pid/status")" = "$want_uid$want_uid$want_uid$want_uid" ]
-reply=$(/usr/bin/python3 - "$port" <<'PY'
+# serve LABEL PORT PIDFILE COMMAND...: start the server through COMMAND
+# and check it: it listens, its pid file holds its pid (the wrapper execs
+# it), it is the packaged binary running as want_uid, it serves, and
+# SIGTERM stops it.
+serve() {
+    local label=$1 port=$2 pidfile=$3; shift 3
+    "$@" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    local up=0
+    for _ in $(seq 100); do
+        if [ -s "$pidfile" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            up=1; break
+        fi
+        sleep 0.1
+    done
+    check "$label: the server listens on 127.0.0.1:$port and wrote its pid file" [ "$up" = 1 ]
+    [ "$up" = 1 ] || cat "$work/server.log"
+    check "$label: the pid file holds the server's pid" [ "$(cat "$pidfile" 2>/dev/null)" = "$server_pid" ]
+    check "$label: the process is the packaged binary" \
+        [ "$(readlink "/proc/$server_pid/exe")" = "$root/usr/bin/rmemcached" ]
+    check "$label: it runs as uid $want_uid" \
+        [ "$(awk '/^Uid:/ {print $2 $3 $4 $5}' "/proc/$server_pid/status")" = "$want_uid$want_uid$want_uid$want_uid" ]
+    local reply
+    reply=$(/usr/bin/python3 - "$port" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"set k 0 0 2\r\nhi\r\nget k\r\n")
@@ -202,15 +210,18 @@ while not buf.endswith(b"END\r\n"):
 print(buf.decode().replace("\r\n", "|"))
 PY
 )
-check "start: it serves (set and get: $reply)" [ "$reply" = "STORED|VALUE k 0 2|hi|END|" ]
-kill -TERM "$server_pid"
-status=0
-wait "$server_pid" || status=$?
-server_pid=""
-check "stop: SIGTERM ends it with status 0" [ "$status" = 0 ]
-# In the foreground (no -d, as under systemd) memcached leaves its pid file
-# at exit, and so does rmemcached; systemd empties /run at boot.
-check "stop: the pid file stays, as memcached's does without -d" [ -e "$piddir/rmemcached.pid" ]
+    check "$label: it serves (set and get: $reply)" [ "$reply" = "STORED|VALUE k 0 2|hi|END|" ]
+    kill -TERM "$server_pid"
+    local status=0
+    wait "$server_pid" || status=$?
+    server_pid=""
+    check "$label: SIGTERM ends it with status 0" [ "$status" = 0 ]
+    # In the foreground (no -d, as under systemd) memcached leaves its pid
+    # file at exit, and so does rmemcached; systemd empties /run at boot.
+    check "$label: the pid file stays, as memcached's does without -d" [ -e "$pidfile" ]
+}
+serve start "$port" "$piddir/rmemcached.pid" \
+    "$root/usr/share/rmemcached/scripts/systemd-rmemcached-wrapper" "$work/run.conf"
 
 # 6. Swapping rmemcached in for memcached, and back, in the scratch root.
 # memcached's binary stands for an installed memcached package there.
@@ -226,6 +237,18 @@ if [ -x /usr/bin/memcached ]; then
     check "swap in: dpkg knows the diversion" \
         bash -c '[[ "$(dpkg-divert --root="$1" --list /usr/bin/memcached)" == *"to /usr/bin/memcached.debian by rmemcached"* ]]' _ "$root"
     check "swap in twice: no change" swap in
+    # Debian's own wrapper and conf (port, user and pid file changed) now
+    # start rmemcached, as memcached.service would after the swap.
+    if [ -f "$debian_wrapper" ] && [ -f /usr/share/memcached/memcached.conf.default ]; then
+        sed -e "s|\"/usr/bin/memcached\"|\"$root/usr/bin/memcached\"|" \
+            -e 's/^if(\$> != 0 and \$< != 0)/if(0)/' "$debian_wrapper" >"$work/debian-wrapper-swapped"
+        port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        sed -e "s|^-p 11211|-p $port|" -e "s|^-u memcache|-u $run_user|" \
+            -e "s|^-P /var/run/memcached|-P $piddir|" /usr/share/memcached/memcached.conf.default >"$work/debian.conf"
+        rm -f "$piddir/memcached.pid"
+        serve "swapped in, Debian's wrapper and conf" "$port" "$piddir/memcached.pid" \
+            perl "$work/debian-wrapper-swapped" "$work/debian.conf"
+    fi
     check "swap out" swap out
     check "swap out: /usr/bin/memcached is memcached" \
         bash -c '[ ! -L "$1/usr/bin/memcached" ] && cmp -s /usr/bin/memcached "$1/usr/bin/memcached"' _ "$root"

@@ -85,6 +85,13 @@ if [ -f "$debian_unit" ]; then
 else
     fail "unit: $debian_unit missing (install memcached; scripts/test.sh does)"
 fi
+if command -v systemd-analyze >/dev/null 2>&1 && [ -f "$debian_unit" ]; then
+    # systemd's own score of the unit's sandboxing, read offline.
+    exposure() { systemd-analyze security --offline=true "$1" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: //p'; }
+    ours_exposure=$(exposure "$work/x/lib/systemd/system/rmemcached.service")
+    check "unit: systemd-analyze security rates it as Debian's ($ours_exposure)" \
+        [ "${ours_exposure:-none}" = "$(exposure "$debian_unit")" ]
+fi
 check "unit: ExecStart runs the wrapper on /etc/rmemcached.conf" \
     grep -qx 'ExecStart=/usr/share/rmemcached/scripts/systemd-rmemcached-wrapper /etc/rmemcached.conf' \
     "$work/x/lib/systemd/system/rmemcached.service"

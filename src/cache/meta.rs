@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 
 use super::items::{self, ItemView, NewItem, KEY_BINARY, STALE, TOKEN_SENT};
 use super::{Cache, Death, DeleteResult};
-use crate::clock::ITEM_UPDATE_INTERVAL;
 
 /// How `mg` fetches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,18 +108,15 @@ impl Cache {
         if won {
             items::set_meta(mem, TOKEN_SENT, 0);
         }
-        if !o.no_update {
-            items::set_fetched(mem);
-            if time + ITEM_UPDATE_INTERVAL < now {
-                sh.bump(h, now);
-            }
-        }
-        let class = sh.class_of(h);
+        let (class, seg) = (sh.class_of(h), sh.view(h).seg());
         let s = &mut sh.classes[class].stats;
         if o.touch.is_some() {
             s.touch_hits += 1;
         } else {
-            s.get_hits += 1;
+            s.hits[seg] += 1;
+        }
+        if !o.no_update {
+            self.fetch_bump(&mut sh, h, class, now);
         }
         let hit = MetaHit {
             item: sh.view(h),

@@ -26,6 +26,8 @@
 //! | [`items`] | an item's bytes and size rules | `item`, `item_make_header` |
 //! | [`slabs`] | slab classes | `slabs_init`, `slabs_clsid` |
 //! | `evict.rs` | making room | `lru_pull_tail` |
+//! | [`lru`] | the LRU segments, a fetch's bump, the `lru` settings | `do_item_bump`, `do_item_update`, `settings.*_lru_*` |
+//! | `maintain.rs` | the LRU maintainer thread's juggles | `lru_maintainer_thread`, `lru_maintainer_juggle` |
 //! | [`crawler`] | the LRU crawler's settings, counters and thread mailbox | `crawler.c` |
 //! | `crawl.rs` | the crawler thread's walks: crawls on demand, the background pass | `item_crawler_thread` |
 //! | [`metadump`] | `lru_crawler metadump` as a cursor | `crawler.c`'s metadump |
@@ -39,6 +41,8 @@ mod dump;
 mod evict;
 mod flush;
 pub mod items;
+pub mod lru;
+mod maintain;
 pub mod meta;
 pub mod metadump;
 mod report;
@@ -50,11 +54,12 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
+use crate::clock::Clock;
 use crate::sync::{lock, try_lock};
 use crawler::Crawler;
 use flush::{FlushPair, Horizon};
 use items::{mc_ntotal, Item, ItemView};
+use lru::{Lru, LruTuning};
 use shard::{ClassStats, Handle, Shard};
 use slabs::{ClassParams, Classes};
 
@@ -195,6 +200,11 @@ pub struct CacheConfig {
     pub lru_crawler_sleep: u32,
     /// `-o lru_crawler_tocrawl`.
     pub lru_crawler_tocrawl: u32,
+    /// The LRU maintainer thread runs (`-o no_lru_maintainer` clears it).
+    pub lru_maintainer: bool,
+    /// The LRU's settings at start (`lru_segmented`, `temporary_ttl`,
+    /// `hot_lru_pct`, ...).
+    pub lru: LruTuning,
 }
 
 impl CacheConfig {
@@ -212,6 +222,16 @@ impl CacheConfig {
             lru_crawler: s.lru_crawler,
             lru_crawler_sleep: s.lru_crawler_sleep,
             lru_crawler_tocrawl: s.lru_crawler_tocrawl,
+            lru_maintainer: s.lru_maintainer_thread,
+            lru: LruTuning {
+                segmented: s.lru_segmented,
+                temp_lru: s.temp_lru,
+                temporary_ttl: s.temporary_ttl,
+                hot_pct: s.hot_lru_pct,
+                warm_pct: s.warm_lru_pct,
+                hot_factor: s.hot_max_factor,
+                warm_factor: s.warm_max_factor,
+            },
         }
     }
 
@@ -239,8 +259,14 @@ pub struct StoreOpts {
 pub struct ClassReport {
     /// Counters summed over shards.
     pub stats: ClassStats,
-    /// Seconds since the oldest tail item of the class was bumped.
+    /// Seconds since the oldest COLD tail item of the class was bumped.
     pub age: u32,
+    /// The same for HOT.
+    pub age_hot: u32,
+    /// The same for WARM.
+    pub age_warm: u32,
+    /// Items in each segment (`lru::HOT` .. `lru::TEMP`).
+    pub seg_number: [u64; lru::SEGS],
 }
 
 /// The shared cache. One per process, used by every worker.
@@ -279,6 +305,9 @@ pub struct Cache {
     /// The LRU crawler's settings and state; its thread runs
     /// [`Cache::run_crawler`].
     crawler: Crawler,
+    /// The LRU's settings and the maintainer's state; its thread runs
+    /// [`Cache::run_lru_maintainer`].
+    lru: Lru,
     /// Debug builds only: a key whose `get` makes the worker serving it
     /// panic (`RMEMCACHED_DEBUG_PANIC_KEY`, read once here at start-up),
     /// so that a test can watch the worker death policy at work.
@@ -321,6 +350,7 @@ impl Cache {
                 config.lru_crawler_sleep,
                 config.lru_crawler_tocrawl,
             ),
+            lru: Lru::new(config.lru_maintainer, config.lru),
             #[cfg(debug_assertions)]
             panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
                 .map(|k| k.into_encoded_bytes().into_boxed_slice()),
@@ -525,8 +555,9 @@ impl Cache {
     }
 
     /// `get` / `gat`: hand the live item for `key` to `f` while its shard is
-    /// locked, bumping it in the LRU at most once per
-    /// `ITEM_UPDATE_INTERVAL`. With `touch`, also sets a new relative
+    /// locked, marking the fetch in the LRU (see `lru.rs`: segmented, a
+    /// flag and at most one move; flat, a bump at most once per
+    /// `ITEM_UPDATE_INTERVAL`). With `touch`, also sets a new relative
     /// exptime.
     pub fn get_with<R>(
         &self,
@@ -552,21 +583,18 @@ impl Cache {
                 return None;
             }
         };
-        let mem = sh.mem_mut(h);
-        items::set_fetched(mem);
         if let Some(exptime) = touch {
-            items::set_exptime(mem, exptime);
+            items::set_exptime(sh.mem_mut(h), exptime);
         }
-        let (class, time) = (sh.class_of(h), sh.view(h).time());
+        let (class, seg) = (sh.class_of(h), sh.view(h).seg());
         let s = &mut sh.classes[class].stats;
         if touch.is_some() {
             s.touch_hits += 1;
         } else {
-            s.get_hits += 1;
+            // Counted in the segment the fetch found it in.
+            s.hits[seg] += 1;
         }
-        if time + ITEM_UPDATE_INTERVAL < now {
-            sh.bump(h, now);
-        }
+        self.fetch_bump(&mut sh, h, class, now);
         Some(f(sh.view(h)))
     }
 

@@ -52,8 +52,10 @@ impl Cache {
         let mut joined: Option<Vec<u8>> = None;
         let (flags, exptime) = match (mode, old) {
             (StoreMode::Add, Some(h)) => {
-                // add only adds, but promotes the existing item.
-                sh.bump(h, now);
+                // add only adds, but promotes the existing item
+                // (memcached's `do_item_update`).
+                let class = sh.class_of(h);
+                self.update(&mut sh, h, class, now);
                 return (StoreResult::NotStored, 0);
             }
             (StoreMode::Cas, None) => return (StoreResult::NotFound, 0),
@@ -140,7 +142,8 @@ impl Cache {
         item: &NewItem<'_>,
         now: u32,
     ) {
-        sh.link(h, hash, class, item, now);
+        let seg = self.lru.new_seg(item.exptime, now);
+        sh.link(h, hash, class, seg, item, now);
         sh.classes[class].stats.cmd_set += 1;
         self.stats.curr_items.fetch_add(1, Ordering::Relaxed);
         self.stats.total_items.fetch_add(1, Ordering::Relaxed);

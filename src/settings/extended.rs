@@ -21,15 +21,16 @@
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |
 //! | `udp_allow=CIDR;...\|any` | [`Settings::udp_allow`](super::Settings::udp_allow) (rmemcached only) |
 //! | `udp_reply_rate=BYTES` | [`Settings::udp_reply_rate`](super::Settings::udp_reply_rate) (rmemcached only) |
+//! | `lru_maintainer`, `no_lru_maintainer` | [`Settings::lru_maintainer_thread`](super::Settings::lru_maintainer_thread) and [`Settings::lru_segmented`](super::Settings::lru_segmented) |
+//! | `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`, `warm_max_factor` | the LRU maintainer's limits ([`Settings::hot_lru_pct`](super::Settings::hot_lru_pct), ...) |
+//! | `temporary_ttl=S` | [`Settings::temp_lru`](super::Settings::temp_lru) and [`Settings::temporary_ttl`](super::Settings::temporary_ttl) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
 //!
 //! Accepted no-ops, recorded by name in
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
 //! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
 //! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
-//! `tail_repair_time`, `hash_algorithm`, `lru_maintainer`,
-//! `no_lru_maintainer`, `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`,
-//! `warm_max_factor`, `temporary_ttl`, `watcher_logbuf_size`,
+//! `tail_repair_time`, `hash_algorithm`, `watcher_logbuf_size`,
 //! `worker_logbuf_size`, `track_sizes`, `inline_ascii_resp`,
 //! `no_inline_ascii_resp`, `modern`, `drop_privileges`,
 //! `no_drop_privileges`, `relaxed_privileges`,
@@ -285,12 +286,12 @@ fn one(
             state.lru_maintainer = true;
             // memcached turns segmentation on and off with it.
             s.lru_segmented = true;
-            Ignored
+            Honoured
         }
         "no_lru_maintainer" => {
             state.lru_maintainer = false;
             s.lru_segmented = false;
-            Ignored
+            Honoured
         }
         "hot_lru_pct" | "warm_lru_pct" => {
             let n = atoi(need(value, &format!("Missing {name} argument"))?);
@@ -299,10 +300,12 @@ fn one(
             }
             if name == "hot_lru_pct" {
                 state.hot_lru_pct = n;
+                s.hot_lru_pct = n as u32;
             } else {
                 state.warm_lru_pct = n;
+                s.warm_lru_pct = n as u32;
             }
-            Ignored
+            Honoured
         }
         "hot_max_factor" | "warm_max_factor" => {
             let f = atof(need(value, &format!("Missing {name} argument"))?);
@@ -310,12 +313,20 @@ fn one(
             if f.is_nan() || f <= 0.0 {
                 return Err(bad(format!("{name} must be > 0")));
             }
-            Ignored
+            if name == "hot_max_factor" {
+                s.hot_max_factor = f;
+            } else {
+                s.warm_max_factor = f;
+            }
+            Honoured
         }
         "temporary_ttl" => {
-            need(value, "Missing temporary_ttl argument")?;
+            // memcached's `atoi` into an unsigned setting.
+            let ttl = atoi(need(value, "Missing temporary_ttl argument")?);
             state.temp_lru = true;
-            Ignored
+            s.temp_lru = true;
+            s.temporary_ttl = ttl as u32;
+            Honoured
         }
         "ssl_wbuf_size" => {
             let kb = u32_value(name, value)?;

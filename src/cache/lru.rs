@@ -83,6 +83,9 @@ pub struct Lru {
     warm_factor: AtomicU64,
     /// Wake-ups of the maintainer thread (`lru_maintainer_juggles`).
     pub juggles: AtomicU64,
+    /// Bit `c` (ids above 63 share bit 63): class `c` has held an item,
+    /// so the maintainer has something to juggle there. Set by stores.
+    used: AtomicU64,
     /// Set to stop the maintainer thread.
     stop: Mutex<bool>,
     /// Wakes the maintainer thread from its sleep to stop.
@@ -121,6 +124,7 @@ impl Lru {
             hot_factor: AtomicU64::new(t.hot_factor.to_bits()),
             warm_factor: AtomicU64::new(t.warm_factor.to_bits()),
             juggles: AtomicU64::new(0),
+            used: AtomicU64::new(0),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         }
@@ -190,6 +194,21 @@ impl Lru {
         } else {
             COLD
         }
+    }
+
+    /// Note that `class` holds an item (a load, and a write only the first
+    /// time).
+    #[inline]
+    pub fn note_class(&self, class: usize) {
+        let bit = 1u64 << class.min(63);
+        if self.used.load(Ordering::Relaxed) & bit == 0 {
+            self.used.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `class` may hold items (see [`Lru::note_class`]).
+    pub fn class_used(&self, class: usize) -> bool {
+        self.used.load(Ordering::Relaxed) & 1u64 << class.min(63) != 0
     }
 
     /// Sleep for `us` microseconds, or until told to stop. Returns whether

@@ -62,7 +62,10 @@ impl Cache {
                     continue;
                 }
                 let b = &mut backoff[class];
-                if self.juggle(class) == 0 {
+                if !self.lru.class_used(class) {
+                    // Never held an item: look again in a second.
+                    *b = MAX_SLEEP;
+                } else if self.juggle(class) == 0 {
                     *b = if *b != 0 { *b + *b / 8 } else { MIN_SLEEP };
                     *b = (*b).min(MAX_SLEEP);
                 } else if *b > 0 {

@@ -143,6 +143,7 @@ impl Cache {
         now: u32,
     ) {
         let seg = self.lru.new_seg(item.exptime, now);
+        self.lru.note_class(class);
         sh.link(h, hash, class, seg, item, now);
         sh.classes[class].stats.cmd_set += 1;
         self.stats.curr_items.fetch_add(1, Ordering::Relaxed);

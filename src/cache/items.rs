@@ -324,11 +324,6 @@ impl NewItem<'_> {
     }
 }
 
-/// Mark an item fetched.
-pub(crate) fn set_fetched(mem: &mut [u8]) {
-    mem[IFLAGS] |= FETCHED;
-}
-
 /// Mark an item active (memcached's `ITEM_ACTIVE`) or not.
 pub(crate) fn set_active(mem: &mut [u8], active: bool) {
     if active {
@@ -343,6 +338,40 @@ pub(crate) fn set_seg(mem: &mut [u8], seg: usize) {
     debug_assert!(seg < 4);
     let n = get_u32(mem, NBYTES) & NBYTES_MASK;
     set_u32(mem, NBYTES, n | (seg as u32) << SEG_SHIFT);
+}
+
+/// Mark a fetch in the item's flags (the flag part of memcached's
+/// `do_item_bump`). Segmented: the first fetch sets [`FETCHED`], the
+/// next [`ACTIVE`] (and, outside COLD, the time); an active item is left
+/// alone. Flat: [`FETCHED`]. Returns whether the item must also be
+/// relinked: an item turning active in COLD (to WARM), or in flat mode
+/// one not bumped for `interval` seconds.
+#[inline]
+pub(crate) fn mark_fetch(
+    mem: &mut [u8],
+    segmented: bool,
+    cold: usize,
+    now: u32,
+    interval: u32,
+) -> bool {
+    let f = mem[IFLAGS];
+    if !segmented {
+        mem[IFLAGS] = f | FETCHED;
+        return get_u32(mem, TIME) + interval < now;
+    }
+    if f & ACTIVE != 0 {
+        return false;
+    }
+    if f & FETCHED == 0 {
+        mem[IFLAGS] = f | FETCHED;
+        return false;
+    }
+    mem[IFLAGS] = f | ACTIVE;
+    if ItemView::new(mem).seg() == cold {
+        return true;
+    }
+    set_u32(mem, TIME, now);
+    false
 }
 
 /// Set or clear meta flags ([`META_FLAGS`]).
@@ -421,11 +450,27 @@ mod tests {
             assert_eq!(v.size(), n.size());
             assert!(!v.fetched());
             assert_eq!(v.meta(), STALE);
-            set_fetched(&mut mem);
+            // Flat: a fetch marks it, and asks for a bump once it is old.
+            assert!(!mark_fetch(&mut mem, false, 2, 1060, 60));
             assert!(ItemView::new(&mem).fetched());
+            assert!(mark_fetch(&mut mem, false, 2, 1061, 60));
+            // Segmented, in HOT: fetched, then active with the time.
+            assert!(!mark_fetch(&mut mem, true, 2, 1100, 60));
+            let v = ItemView::new(&mem);
+            assert_eq!((v.active(), v.time()), (true, 1100));
+            assert!(!mark_fetch(&mut mem, true, 2, 1200, 60));
+            assert_eq!(
+                ItemView::new(&mem).time(),
+                1100,
+                "an active item is left alone"
+            );
+            set_active(&mut mem, false);
+            // In COLD, turning active asks for the move to WARM.
+            set_seg(&mut mem, 2);
+            assert!(mark_fetch(&mut mem, true, 2, 1300, 60));
+            set_seg(&mut mem, 0);
             // The segment and the active mark change nothing else.
             set_seg(&mut mem, 3);
-            set_active(&mut mem, true);
             let v = ItemView::new(&mem);
             assert_eq!((v.seg(), v.active(), v.data()), (3, true, &b"value"[..]));
             assert_eq!(v.size(), n.size());

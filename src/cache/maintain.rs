@@ -46,11 +46,17 @@ impl Cache {
         let mut backoff = vec![0u64; n];
         let mut to_sleep = MIN_SLEEP;
         loop {
-            if to_sleep > 0 && self.lru.sleep(to_sleep) {
+            // memcached does not sleep at all while a juggle keeps finding
+            // work, and a key fetched again and again keeps it finding
+            // some (its WARM item turns active after every rescue): it
+            // spins as fast as the fetches come. Here a juggle visits every
+            // shard, so the thread sleeps at least a millisecond between
+            // wake-ups; a juggle's bounded moves (`PULLS` per shard) are
+            // still far more than a class needs in that time.
+            let last_sleep = to_sleep.max(MIN_SLEEP);
+            if self.lru.sleep(last_sleep) {
                 return;
             }
-            // A sleep of zero counts as a millisecond, as in memcached.
-            let last_sleep = to_sleep.max(1_000);
             to_sleep = MAX_SLEEP;
             self.lru
                 .juggles
@@ -241,29 +247,15 @@ impl Cache {
         &self.lru
     }
 
-    /// A fetch of the linked item `h` of `class` (memcached's
-    /// `do_item_bump`). Segmented: the first fetch marks it fetched, the
-    /// second active, and an active item in COLD moves to WARM at once;
-    /// flat: a bump at most once per `ITEM_UPDATE_INTERVAL`.
-    #[inline]
-    pub(super) fn fetch_bump(&self, sh: &mut Shard, h: Handle, class: usize, now: u32) {
-        if !self.lru.segmented() {
-            items::set_fetched(sh.mem_mut(h));
-            if sh.view(h).time() + ITEM_UPDATE_INTERVAL < now {
-                sh.bump(h, now);
-            }
-            return;
+    /// Relink an item whose fetch [`items::mark_fetch`] found needs it:
+    /// segmented, an item turned active in COLD goes to WARM now (where
+    /// memcached queues it for the maintainer); flat, a bump to the head.
+    pub(super) fn fetch_relink(&self, sh: &mut Shard, h: Handle, class: usize, now: u32) {
+        if self.lru.segmented() {
+            self.update(sh, h, class, now);
+        } else {
+            sh.bump(h, now);
         }
-        let v = sh.view(h);
-        if v.active() {
-            return;
-        }
-        if !v.fetched() {
-            items::set_fetched(sh.mem_mut(h));
-            return;
-        }
-        items::set_active(sh.mem_mut(h), true);
-        self.update(sh, h, class, now);
     }
 
     /// A use of the linked item `h` that keeps it (memcached's

@@ -6,7 +6,8 @@
 use std::sync::atomic::Ordering;
 
 use super::items::{self, ItemView, NewItem, KEY_BINARY, STALE, TOKEN_SENT};
-use super::{Cache, Death, DeleteResult};
+use super::{lru, Cache, Death, DeleteResult};
+use crate::clock::ITEM_UPDATE_INTERVAL;
 
 /// How `mg` fetches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,15 +109,19 @@ impl Cache {
         if won {
             items::set_meta(mem, TOKEN_SENT, 0);
         }
-        let (class, seg) = (sh.class_of(h), sh.view(h).seg());
+        let seg = ItemView::new(mem).seg();
+        let segmented = self.lru.segmented();
+        let relink =
+            !o.no_update && items::mark_fetch(mem, segmented, lru::COLD, now, ITEM_UPDATE_INTERVAL);
+        let class = sh.class_of(h);
         let s = &mut sh.classes[class].stats;
         if o.touch.is_some() {
             s.touch_hits += 1;
         } else {
             s.hits[seg] += 1;
         }
-        if !o.no_update {
-            self.fetch_bump(&mut sh, h, class, now);
+        if relink {
+            self.fetch_relink(&mut sh, h, class, now);
         }
         let hit = MetaHit {
             item: sh.view(h),

@@ -54,7 +54,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, ITEM_UPDATE_INTERVAL};
 use crate::sync::{lock, try_lock};
 use crawler::Crawler;
 use flush::{FlushPair, Horizon};
@@ -583,10 +583,16 @@ impl Cache {
                 return None;
             }
         };
+        // The item's bytes are reached once for the flags, the exptime and
+        // the segment: this is the hot path of every get.
+        let segmented = self.lru.segmented();
+        let mem = sh.mem_mut(h);
         if let Some(exptime) = touch {
-            items::set_exptime(sh.mem_mut(h), exptime);
+            items::set_exptime(mem, exptime);
         }
-        let (class, seg) = (sh.class_of(h), sh.view(h).seg());
+        let seg = ItemView::new(mem).seg();
+        let relink = items::mark_fetch(mem, segmented, lru::COLD, now, ITEM_UPDATE_INTERVAL);
+        let class = sh.class_of(h);
         let s = &mut sh.classes[class].stats;
         if touch.is_some() {
             s.touch_hits += 1;
@@ -594,7 +600,9 @@ impl Cache {
             // Counted in the segment the fetch found it in.
             s.hits[seg] += 1;
         }
-        self.fetch_bump(&mut sh, h, class, now);
+        if relink {
+            self.fetch_relink(&mut sh, h, class, now);
+        }
         Some(f(sh.view(h)))
     }
 

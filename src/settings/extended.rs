@@ -15,7 +15,7 @@
 //! | `slab_chunk_max=BYTES` | [`Settings::slab_chunk_size_max`](super::Settings::slab_chunk_size_max); plain bytes, no suffix, as in 1.6.18 |
 //! | `slab_sizes=A-B-...` | [`Settings::slab_sizes`](super::Settings::slab_sizes) |
 //! | `no_chunked_items` | `slab_chunk_size_max` = slab page size |
-//! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
+//! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, `no_lru_maintainer` (a flat LRU, plain `stats items` names), and `no_chunked_items` unless `slab_chunk_max` was given |
 //! | `lru_crawler`, `no_lru_crawler` | [`Settings::lru_crawler`](super::Settings::lru_crawler): the crawler starts enabled or not |
 //! | `lru_crawler_sleep=US`, `lru_crawler_tocrawl=N` | [`Settings::lru_crawler_sleep`](super::Settings::lru_crawler_sleep), [`Settings::lru_crawler_tocrawl`](super::Settings::lru_crawler_tocrawl) |
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |

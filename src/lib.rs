@@ -18,6 +18,8 @@
 //!                   ^
 //! crawler:      Cache::run_crawler: `lru_crawler crawl` passes, and a
 //!               background pass over one shard a second
+//! maintainer:   Cache::run_lru_maintainer: moves items HOT -> WARM/COLD,
+//!               WARM -> COLD, one shard lock at a time, with backoff
 //! ```
 //!
 //! The main thread accepts TCP and unix-socket connections and deals them
@@ -51,7 +53,7 @@
 //! | | [`tls`] | the TLS configuration, `refresh_certs` | `tls.c` |
 //! | | [`sasl`] | `-S`: Cyrus SASL loaded at run time, a connection's exchange | `sasl_defs.c` |
 //! | | [`logger`] | `watch`: the watchers, their bounded buffers, the log lines | `logger.c` |
-//! | storage | [`cache`] | hash tables, slab pages, items, LRUs, crawler | `assoc.c`, `items.c`, `slabs.c`, `crawler.c` |
+//! | storage | [`cache`] | hash tables, slab pages, items, segmented LRUs and their maintainer, crawler | `assoc.c`, `items.c`, `slabs.c`, `crawler.c` |
 //! | shared state | [`server`] | what every thread shares | globals `settings`, `stats_state` |
 //! | | [`counters`] | counters and gauges | `struct stats`, `thread_stats` |
 //! | | [`stats_prefix`] | `stats detail` | `stats_prefix.c` |
@@ -73,11 +75,11 @@
 //! | `memcached.c` `drive_machine`, `conn_*` | [`conn`] ([`conn::stream`], [`conn::udp`]) |
 //! | `memcached.c` `try_read_udp`, `transmit_udp` | [`udp`], [`udp_batch`], [`conn::udp`] |
 //! | `memcached.c` `server_stats`, `process_stat_settings` | [`stats`] |
-//! | `proto_text.c` | [`proto::text`], [`proto::get`], [`proto::meta`], [`proto::admin`], [`proto::crawler`], [`proto::auth`], [`proto::tokens`] |
+//! | `proto_text.c` | [`proto::text`], [`proto::get`], [`proto::meta`], [`proto::admin`], [`proto::crawler`], [`proto::lru`], [`proto::auth`], [`proto::tokens`] |
 //! | `proto_bin.c` | [`proto::binary`] |
 //! | `memcached.c` `complete_nread*`, `process_update_command` checks | [`proto::complete`], [`proto::store`] |
 //! | `thread.c` | [`thread`], [`counters`], [`conn_mem`] |
-//! | `assoc.c`, `items.c`, `slabs.c` | [`cache`] |
+//! | `assoc.c`, `items.c`, `slabs.c` | [`cache`] ([`cache::lru`] and `cache/maintain.rs`: the segmented LRU and `lru_maintainer_thread`) |
 //! | `crawler.c` | [`cache::crawler`] (the crawler thread's work), [`cache::metadump`] (the dump's cursor), [`proto::crawler`] (its lines) |
 //! | `stats_prefix.c` | [`stats_prefix`] |
 //! | `authfile.c` | [`auth`], [`proto::auth`] |

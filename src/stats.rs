@@ -124,7 +124,7 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "hash_power_level", hash_power);
     stat(out, "hash_bytes", hash_bytes);
     // memcached machinery that has no counterpart here (hash expansion,
-    // slab page moves, the LRU maintainer's counters): the
+    // slab page moves): the
     // names are kept so that tools scraping `stats` find them, at 0, under
     // the same settings memcached shows them under.
     let st = &server.settings;
@@ -140,7 +140,8 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
         stat(out, "lru_crawler_starts", crawler.starts());
     }
     if st.lru_maintainer_thread {
-        stat(out, "lru_maintainer_juggles", 0);
+        let juggles = &server.cache.lru().juggles;
+        stat(out, "lru_maintainer_juggles", get(juggles));
     }
     for name in ZERO_FIELDS_MID {
         // memcached shows its TLS counters after `log_watchers`.
@@ -169,19 +170,23 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "slab_global_page_pool", 0);
     stat(out, "expired_unfetched", get(&c.expired_unfetched));
     stat(out, "evicted_unfetched", get(&c.evicted_unfetched));
+    let t = server.cache.class_totals();
     if st.lru_maintainer_thread {
-        stat(out, "evicted_active", 0);
+        stat(out, "evicted_active", t.evicted_active);
     }
     stat(out, "evictions", get(&c.evictions));
     stat(out, "reclaimed", get(&c.reclaimed));
-    let (crawler_reclaimed, crawler_checked) = server.cache.crawler_totals();
-    stat(out, "crawler_reclaimed", crawler_reclaimed);
-    stat(out, "crawler_items_checked", crawler_checked);
+    stat(out, "crawler_reclaimed", t.crawler_reclaimed);
+    stat(out, "crawler_items_checked", t.crawler_items_checked);
     stat(out, "lrutail_reflocked", 0);
     if st.lru_maintainer_thread {
-        for name in LRU_MAINTAINER_FIELDS {
-            stat(out, name, 0);
-        }
+        stat(out, "moves_to_cold", t.moves_to_cold);
+        stat(out, "moves_to_warm", t.moves_to_warm);
+        stat(out, "moves_within_lru", t.moves_within_lru);
+        stat(out, "direct_reclaims", t.direct_reclaims);
+        // A fetch in COLD moves its item at once (see `cache::lru`):
+        // there is no bump buffer to drop from.
+        stat(out, "lru_bumps_dropped", 0);
     }
     out.extend_from_slice(b"END\r\n");
 }
@@ -253,15 +258,6 @@ const ZERO_FIELDS_MID: &[&str] = &[
     "round_robin_fallback",
 ];
 
-/// memcached's segmented-LRU counters, shown with its maintainer thread.
-const LRU_MAINTAINER_FIELDS: &[&str] = &[
-    "moves_to_cold",
-    "moves_to_warm",
-    "moves_within_lru",
-    "direct_reclaims",
-    "lru_bumps_dropped",
-];
-
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -287,6 +283,8 @@ pub struct LiveSettings {
     pub lru_crawler_tocrawl: u32,
     /// `stats sizes_enable|sizes_disable` (`track_sizes`).
     pub track_sizes: bool,
+    /// `lru mode`, `lru temp_ttl`, `lru tune`.
+    pub lru: crate::cache::lru::LruTuning,
 }
 
 /// `stats settings` (memcached's `process_stat_settings`), ending with `END`.
@@ -361,8 +359,18 @@ pub fn settings(st: &Settings, live: LiveSettings, out: &mut Vec<u8>) {
         "lru_maintainer_thread",
         yes_no(st.lru_maintainer_thread),
     );
-    stat(out, "lru_segmented", yes_no(st.lru_segmented));
-    inert(InertGroup::Lru, out);
+    let lru = live.lru;
+    stat(out, "lru_segmented", yes_no(lru.segmented));
+    stat(out, "hot_lru_pct", lru.hot_pct);
+    stat(out, "warm_lru_pct", lru.warm_pct);
+    stat(out, "hot_max_factor", format_args!("{:.2}", lru.hot_factor));
+    stat(
+        out,
+        "warm_max_factor",
+        format_args!("{:.2}", lru.warm_factor),
+    );
+    stat(out, "temp_lru", yes_no(lru.temp_lru));
+    stat(out, "temporary_ttl", lru.temporary_ttl);
     stat(out, "idle_timeout", st.idle_timeout);
     inert(InertGroup::Logger, out);
     stat(out, "read_buf_mem_limit", st.read_buf_mem_limit);
@@ -399,11 +407,13 @@ pub fn group(server: &Server, name: &[u8], out: &mut Vec<u8>) {
 }
 
 /// `stats items` (memcached's `do_item_stats`): one block per class that
-/// holds items. There is one LRU per class here, not memcached's
-/// hot/warm/cold segments; with the segmented names on (the default, off
-/// with `-o no_modern`) it is reported as the cold one.
+/// holds items, each figure summed over the shards (ages: the oldest
+/// tail of any shard). The segments' figures are shown while the LRU
+/// maintainer runs, TEMP's while `temp_lru` is on, as in memcached.
 fn items(server: &Server, out: &mut Vec<u8>) {
-    let segmented = server.settings.lru_segmented;
+    use crate::cache::lru::{COLD, HOT, TEMP, WARM};
+    let maintainer = server.settings.lru_maintainer_thread;
+    let temp_lru = server.cache.lru().tuning().temp_lru;
     for (class, r) in server.cache.class_reports().iter().enumerate() {
         let s = &r.stats;
         if s.number == 0 {
@@ -411,12 +421,15 @@ fn items(server: &Server, out: &mut Vec<u8>) {
         }
         let mut f = |name: &str, v: u64| stat(out, &format!("items:{class}:{name}"), v);
         f("number", s.number);
-        if segmented {
-            f("number_hot", 0);
-            f("number_warm", 0);
-            f("number_cold", s.number);
-            f("age_hot", 0);
-            f("age_warm", 0);
+        if maintainer {
+            f("number_hot", r.seg_number[HOT]);
+            f("number_warm", r.seg_number[WARM]);
+            f("number_cold", r.seg_number[COLD]);
+            if temp_lru {
+                f("number_temp", r.seg_number[TEMP]);
+            }
+            f("age_hot", r.age_hot.into());
+            f("age_warm", r.age_warm.into());
         }
         f("age", r.age.into());
         f("mem_requested", s.requested);
@@ -428,21 +441,21 @@ fn items(server: &Server, out: &mut Vec<u8>) {
         f("reclaimed", s.reclaimed);
         f("expired_unfetched", s.expired_unfetched);
         f("evicted_unfetched", s.evicted_unfetched);
-        if segmented {
-            f("evicted_active", 0);
+        if maintainer {
+            f("evicted_active", s.evicted_active);
         }
         f("crawler_reclaimed", s.crawler_reclaimed);
         f("crawler_items_checked", s.crawler_items_checked);
         f("lrutail_reflocked", 0);
-        if segmented {
-            f("moves_to_cold", 0);
-            f("moves_to_warm", 0);
-            f("moves_within_lru", 0);
-            f("direct_reclaims", 0);
-            f("hits_to_hot", 0);
-            f("hits_to_warm", 0);
-            f("hits_to_cold", s.get_hits + s.touch_hits);
-            f("hits_to_temp", 0);
+        if maintainer {
+            f("moves_to_cold", s.moves_to_cold);
+            f("moves_to_warm", s.moves_to_warm);
+            f("moves_within_lru", s.moves_within_lru);
+            f("direct_reclaims", s.direct_reclaims);
+            f("hits_to_hot", s.hits[HOT]);
+            f("hits_to_warm", s.hits[WARM]);
+            f("hits_to_cold", s.hits[COLD]);
+            f("hits_to_temp", s.hits[TEMP]);
         }
     }
 }
@@ -467,7 +480,7 @@ fn slabs(server: &Server, out: &mut Vec<u8>) {
         f("used_chunks", s.number);
         f("free_chunks", s.chunks - s.number);
         f("free_chunks_end", 0);
-        f("get_hits", s.get_hits);
+        f("get_hits", s.get_hits());
         f("cmd_set", s.cmd_set);
         f("delete_hits", s.delete_hits);
         f("incr_hits", s.incr_hits);
@@ -509,6 +522,7 @@ impl Admin for Server {
                     lru_crawler_sleep: crawler.sleep_us(),
                     lru_crawler_tocrawl: crawler.tocrawl(),
                     track_sizes: self.cache.sizes.enabled(),
+                    lru: self.cache.lru().tuning(),
                 };
                 settings(&self.settings, live, out)
             }

@@ -37,8 +37,8 @@ pub struct WorkerHandle {
     pub thread: JoinHandle<()>,
 }
 
-/// All workers plus the round-robin cursor of `dispatch_conn_new`, and
-/// the crawler thread.
+/// All workers plus the round-robin cursor of `dispatch_conn_new`, the
+/// crawler thread and the LRU maintainer thread.
 #[derive(Debug)]
 pub struct Workers {
     /// One handle per worker.
@@ -48,6 +48,9 @@ pub struct Workers {
     /// The LRU crawler's thread (it runs `Cache::run_crawler`), joined at
     /// exit.
     crawler: JoinHandle<()>,
+    /// The LRU maintainer's thread (it runs `Cache::run_lru_maintainer`),
+    /// unless `-o no_lru_maintainer`; joined at exit.
+    maintainer: Option<JoinHandle<()>>,
     /// The shared state, to tell the crawler to stop.
     server: Arc<Server>,
 }
@@ -77,6 +80,10 @@ impl Workers {
         self.server.cache.stop_crawler();
         if self.crawler.join().is_err() {
             log::error!("the LRU crawler panicked while stopping");
+        }
+        self.server.cache.stop_lru_maintainer();
+        if self.maintainer.is_some_and(|m| m.join().is_err()) {
+            log::error!("the LRU maintainer panicked while stopping");
         }
         for w in self.handles {
             if w.thread.join().is_err() {
@@ -134,10 +141,21 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
     let crawler = std::thread::Builder::new()
         .name("crawler".to_string())
         .spawn(move || cache_owner.cache.run_crawler())?;
+    let maintainer = if server.cache.lru().maintainer() {
+        let cache_owner = server.clone();
+        Some(
+            std::thread::Builder::new()
+                .name("lru-maintainer".to_string())
+                .spawn(move || cache_owner.cache.run_lru_maintainer())?,
+        )
+    } else {
+        None
+    };
     Ok(Workers {
         handles,
         last_thread: 0,
         crawler,
+        maintainer,
         server: server.clone(),
     })
 }

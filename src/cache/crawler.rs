@@ -29,8 +29,9 @@
 //! Either way the shard is locked for at most [`CRAWLS_PER_SLEEP`] items,
 //! after which the crawler sleeps `lru_crawler_sleep` microseconds
 //! (memcached's `crawls_persleep` and `lru_crawler_sleep`), and `tocrawl`
-//! caps the items looked at in each LRU (a class has one LRU per shard
-//! here, where memcached has four segments per class).
+//! caps the items looked at in each LRU (a class's walk in a shard goes
+//! through its four segments in turn here, where memcached counts each
+//! segment on its own).
 //!
 //! `lru_crawler disable` parks the thread rather than ending it (a crawl
 //! already accepted still runs); `enable` wakes it. The metadump is not

@@ -1,7 +1,9 @@
 //! `stats cachedump`: mirrors memcached's `item_cachedump` (`items.c`).
 //!
-//! memcached walks one LRU, newest first, into a buffer of at most 2 MB.
-//! Here a class has one LRU per shard, so the shards' walks are merged,
+//! memcached walks one LRU, newest first, into a buffer of at most 2 MB:
+//! the class's COLD segment (every item in flat mode; in segmented mode
+//! the items HOT and WARM let go). Here a class has one COLD list per
+//! shard, so the shards' walks are merged,
 //! newest first by (last-bump time, CAS), keeping only the newest lines
 //! that fit the reply: memory follows the reply's size, not the class's.
 
@@ -142,9 +144,12 @@ mod tests {
     use crate::server::Server;
     use crate::settings::Settings;
 
+    /// A server with a flat LRU: every item is in COLD, the segment a
+    /// dump walks.
     fn server(mb: usize) -> Server {
         Server::new(Settings {
             maxbytes: mb * 1024 * 1024,
+            lru_segmented: false,
             ..Settings::default()
         })
     }

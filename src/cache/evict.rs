@@ -9,7 +9,8 @@
 //!    the budget;
 //! 3. an empty page of another class in `S`, given back to the budget;
 //! 4. with `-M`: dead items anywhere, else out of memory;
-//! 5. whichever was used longer ago of two victims: `c`'s own (in `S` the
+//! 5. whichever goes first (COLD before HOT before WARM before TEMP,
+//!    then the one used longer ago) of two victims: `c`'s own (in `S` the
 //!    item nearest the tail whose chunk has the new item's size; for a
 //!    large class the oldest tail over all shards, so that large items
 //!    leave in LRU order), or the oldest tail of another class of `S`,
@@ -21,16 +22,18 @@
 use std::sync::atomic::Ordering;
 
 use super::items::ItemView;
+use super::lru::evict_rank;
 use super::shard::{Handle, Shard};
 use super::{try_lock, Cache, SHARDS};
 
-/// When an item was last used, for comparing LRU tails: the time of its
+/// How soon an item goes, for comparing LRU tails: its segment's place in
+/// the eviction order (COLD first, see `lru.rs`), then the time of its
 /// last bump, then its CAS (the order of stores within a second).
-type Age = (u32, u64);
+type Age = (u8, u32, u64);
 
 fn age(sh: &Shard, h: Handle) -> Age {
     let v = sh.view(h);
-    (v.time(), v.cas())
+    (evict_rank(v.seg()), v.time(), v.cas())
 }
 
 /// How many items at a class's tail are checked for a dead one before an
@@ -244,12 +247,17 @@ impl Cache {
     fn evict(&self, sh: &mut Shard, h: Handle, now: u32) {
         let class = sh.class_of(h);
         let v: ItemView<'_> = sh.view(h);
-        let (fetched, exptime, time) = (v.fetched(), v.exptime(), v.time());
+        let (fetched, exptime, time, active) = (v.fetched(), v.exptime(), v.time(), v.active());
         if self.is_dead(v, now).is_some() {
             return self.reclaim(sh, h, false);
         }
         let s = &mut sh.classes[class].stats;
         s.evicted += 1;
+        // Every eviction is a store's, made for its room.
+        s.direct_reclaims += 1;
+        if active {
+            s.evicted_active += 1;
+        }
         s.evicted_time = now.saturating_sub(time);
         if exptime != 0 {
             s.evicted_nonzero += 1;

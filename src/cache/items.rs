@@ -11,9 +11,9 @@
 //! | 4 | 4 | `next`: handle of the neighbour towards the LRU tail |
 //! | 8 | 4 | `time`: relative time of the last LRU bump |
 //! | 12 | 4 | `exptime`: relative expiry, 0 = never |
-//! | 16 | 4 | `nbytes`: value length |
+//! | 16 | 4 | `nbytes`: value length (low 30 bits); the LRU segment (top 2 bits, see `lru.rs`) |
 //! | 20 | 1 | `nkey`: key length |
-//! | 21 | 1 | `iflags`: [`FETCHED`], [`HAS_FLAGS`], [`HAS_CAS`], [`LINKED`], [`TOKEN_SENT`], [`STALE`], [`KEY_BINARY`] |
+//! | 21 | 1 | `iflags`: [`FETCHED`], [`HAS_FLAGS`], [`HAS_CAS`], [`LINKED`], [`TOKEN_SENT`], [`STALE`], [`KEY_BINARY`], [`ACTIVE`] |
 //! | 22 | 6 | CAS unique (48 bits), only with CAS on (not with `-C`) |
 //! | … | 4 | client flags, only when not 0 |
 //! | … | `nkey` | key |
@@ -23,7 +23,10 @@
 //! memcached's costs 56 plus key plus value plus 3 (the key's NUL and the
 //! value's `\r\n`). Handles are `u32`s, which is what keeps the LRU links
 //! and the hash table small. The slab class is not stored: it is the
-//! page's (or, for a large item, kept beside its allocation).
+//! page's (or, for a large item, kept beside its allocation). The LRU
+//! segment (memcached keeps it in the top bits of `slabs_clsid`) takes the
+//! two top bits of `nbytes`: a value is below 1 GB (`-I` is at most 1 GB),
+//! so 30 bits hold its length, and the header does not grow.
 //!
 //! CAS uniques are 48 bits wide here ([`CAS_MASK`]): at a million stores a
 //! second they wrap after 8 years, where memcached's 64 bits never do.
@@ -70,6 +73,10 @@ pub const KEY_BINARY: u8 = 64;
 /// The `iflags` a caller may set on a new item or change later.
 pub const META_FLAGS: u8 = TOKEN_SENT | STALE | KEY_BINARY;
 
+/// `iflags`: the item was fetched again after its first fetch (memcached's
+/// `ITEM_ACTIVE`): the segmented LRU rescues it from the tail.
+pub const ACTIVE: u8 = 128;
+
 /// `iflags`: the item is in the hash table and an LRU (memcached's
 /// `ITEM_LINKED`); a chunk without it is free.
 pub const LINKED: u8 = 8;
@@ -79,6 +86,10 @@ pub(crate) const NEXT: usize = 4;
 pub(crate) const TIME: usize = 8;
 pub(crate) const EXPTIME: usize = 12;
 const NBYTES: usize = 16;
+/// The bits of `nbytes` that hold the value's length.
+const NBYTES_MASK: u32 = (1 << SEG_SHIFT) - 1;
+/// Where the LRU segment starts in `nbytes`.
+const SEG_SHIFT: u32 = 30;
 const NKEY: usize = 20;
 const IFLAGS: usize = 21;
 const CAS: usize = 22;
@@ -152,7 +163,7 @@ impl<'a> ItemView<'a> {
     /// The value.
     pub fn data(&self) -> &'a [u8] {
         let off = self.key_off() + self.mem[NKEY] as usize;
-        &self.mem[off..off + get_u32(self.mem, NBYTES) as usize]
+        &self.mem[off..off + (get_u32(self.mem, NBYTES) & NBYTES_MASK) as usize]
     }
 
     /// The client's flags.
@@ -204,7 +215,20 @@ impl<'a> ItemView<'a> {
 
     /// Bytes the item takes.
     pub fn size(&self) -> usize {
-        self.key_off() + self.mem[NKEY] as usize + get_u32(self.mem, NBYTES) as usize
+        self.key_off()
+            + self.mem[NKEY] as usize
+            + (get_u32(self.mem, NBYTES) & NBYTES_MASK) as usize
+    }
+
+    /// The LRU segment the item is linked in (`lru::HOT` .. `lru::TEMP`).
+    pub fn seg(&self) -> usize {
+        (get_u32(self.mem, NBYTES) >> SEG_SHIFT) as usize
+    }
+
+    /// Whether the item was fetched twice since it was last moved
+    /// (memcached's `ITEM_ACTIVE`).
+    pub fn active(&self) -> bool {
+        self.iflags() & ACTIVE != 0
     }
 }
 
@@ -300,9 +324,54 @@ impl NewItem<'_> {
     }
 }
 
-/// Mark an item fetched.
-pub(crate) fn set_fetched(mem: &mut [u8]) {
-    mem[IFLAGS] |= FETCHED;
+/// Mark an item active (memcached's `ITEM_ACTIVE`) or not.
+pub(crate) fn set_active(mem: &mut [u8], active: bool) {
+    if active {
+        mem[IFLAGS] |= ACTIVE;
+    } else {
+        mem[IFLAGS] &= !ACTIVE;
+    }
+}
+
+/// Record the LRU segment an item is linked in.
+pub(crate) fn set_seg(mem: &mut [u8], seg: usize) {
+    debug_assert!(seg < 4);
+    let n = get_u32(mem, NBYTES) & NBYTES_MASK;
+    set_u32(mem, NBYTES, n | (seg as u32) << SEG_SHIFT);
+}
+
+/// Mark a fetch in the item's flags (the flag part of memcached's
+/// `do_item_bump`). Segmented: the first fetch sets [`FETCHED`], the
+/// next [`ACTIVE`] (and, outside COLD, the time); an active item is left
+/// alone. Flat: [`FETCHED`]. Returns whether the item must also be
+/// relinked: an item turning active in COLD (to WARM), or in flat mode
+/// one not bumped for `interval` seconds.
+#[inline]
+pub(crate) fn mark_fetch(
+    mem: &mut [u8],
+    segmented: bool,
+    cold: usize,
+    now: u32,
+    interval: u32,
+) -> bool {
+    let f = mem[IFLAGS];
+    if !segmented {
+        mem[IFLAGS] = f | FETCHED;
+        return get_u32(mem, TIME) + interval < now;
+    }
+    if f & ACTIVE != 0 {
+        return false;
+    }
+    if f & FETCHED == 0 {
+        mem[IFLAGS] = f | FETCHED;
+        return false;
+    }
+    mem[IFLAGS] = f | ACTIVE;
+    if ItemView::new(mem).seg() == cold {
+        return true;
+    }
+    set_u32(mem, TIME, now);
+    false
 }
 
 /// Set or clear meta flags ([`META_FLAGS`]).
@@ -336,7 +405,7 @@ pub(crate) fn set_exptime(mem: &mut [u8], exptime: u32) {
 pub(crate) fn rewrite_value(mem: &mut [u8], value: &[u8], cas: u64) {
     let view = ItemView::new(mem);
     let off = view.key_off() + mem[NKEY] as usize;
-    debug_assert_eq!(value.len(), get_u32(mem, NBYTES) as usize);
+    debug_assert_eq!(value.len(), (get_u32(mem, NBYTES) & NBYTES_MASK) as usize);
     if mem[IFLAGS] & HAS_CAS != 0 {
         write_cas(mem, cas);
     }
@@ -381,8 +450,32 @@ mod tests {
             assert_eq!(v.size(), n.size());
             assert!(!v.fetched());
             assert_eq!(v.meta(), STALE);
-            set_fetched(&mut mem);
+            // Flat: a fetch marks it, and asks for a bump once it is old.
+            assert!(!mark_fetch(&mut mem, false, 2, 1060, 60));
             assert!(ItemView::new(&mem).fetched());
+            assert!(mark_fetch(&mut mem, false, 2, 1061, 60));
+            // Segmented, in HOT: fetched, then active with the time.
+            assert!(!mark_fetch(&mut mem, true, 2, 1100, 60));
+            let v = ItemView::new(&mem);
+            assert_eq!((v.active(), v.time()), (true, 1100));
+            assert!(!mark_fetch(&mut mem, true, 2, 1200, 60));
+            assert_eq!(
+                ItemView::new(&mem).time(),
+                1100,
+                "an active item is left alone"
+            );
+            set_active(&mut mem, false);
+            // In COLD, turning active asks for the move to WARM.
+            set_seg(&mut mem, 2);
+            assert!(mark_fetch(&mut mem, true, 2, 1300, 60));
+            set_seg(&mut mem, 0);
+            // The segment and the active mark change nothing else.
+            set_seg(&mut mem, 3);
+            let v = ItemView::new(&mem);
+            assert_eq!((v.seg(), v.active(), v.data()), (3, true, &b"value"[..]));
+            assert_eq!(v.size(), n.size());
+            set_seg(&mut mem, 1);
+            assert_eq!(ItemView::new(&mem).seg(), 1);
         }
         assert_eq!(item_size(12, 0, 32, true), 72);
     }

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::items::{self, ItemView, NewItem, KEY_BINARY, STALE, TOKEN_SENT};
-use super::{Cache, Death, DeleteResult};
+use super::{lru, Cache, Death, DeleteResult};
 use crate::clock::ITEM_UPDATE_INTERVAL;
 
 /// How `mg` fetches.
@@ -109,18 +109,19 @@ impl Cache {
         if won {
             items::set_meta(mem, TOKEN_SENT, 0);
         }
-        if !o.no_update {
-            items::set_fetched(mem);
-            if time + ITEM_UPDATE_INTERVAL < now {
-                sh.bump(h, now);
-            }
-        }
+        let seg = ItemView::new(mem).seg();
+        let segmented = self.lru.segmented();
+        let relink =
+            !o.no_update && items::mark_fetch(mem, segmented, lru::COLD, now, ITEM_UPDATE_INTERVAL);
         let class = sh.class_of(h);
         let s = &mut sh.classes[class].stats;
         if o.touch.is_some() {
             s.touch_hits += 1;
         } else {
-            s.get_hits += 1;
+            s.hits[seg] += 1;
+        }
+        if relink {
+            self.fetch_relink(&mut sh, h, class, now);
         }
         let hit = MetaHit {
             item: sh.view(h),

@@ -26,6 +26,8 @@
 //! | [`items`] | an item's bytes and size rules | `item`, `item_make_header` |
 //! | [`slabs`] | slab classes | `slabs_init`, `slabs_clsid` |
 //! | `evict.rs` | making room | `lru_pull_tail` |
+//! | [`lru`] | the LRU segments, a fetch's bump, the `lru` settings | `do_item_bump`, `do_item_update`, `settings.*_lru_*` |
+//! | `maintain.rs` | the LRU maintainer thread's juggles | `lru_maintainer_thread`, `lru_maintainer_juggle` |
 //! | [`crawler`] | the LRU crawler's settings, counters and thread mailbox | `crawler.c` |
 //! | `crawl.rs` | the crawler thread's walks: crawls on demand, the background pass | `item_crawler_thread` |
 //! | [`metadump`] | `lru_crawler metadump` as a cursor | `crawler.c`'s metadump |
@@ -40,6 +42,8 @@ mod dump;
 mod evict;
 mod flush;
 pub mod items;
+pub mod lru;
+mod maintain;
 pub mod meta;
 pub mod metadump;
 mod report;
@@ -58,6 +62,7 @@ use crate::sync::{lock, try_lock};
 use crawler::Crawler;
 use flush::{FlushPair, Horizon};
 use items::{mc_ntotal, Item, ItemView};
+use lru::{Lru, LruTuning};
 use shard::{ClassStats, Handle, Shard};
 use slabs::{ClassParams, Classes};
 
@@ -200,6 +205,11 @@ pub struct CacheConfig {
     pub lru_crawler_tocrawl: u32,
     /// `-o track_sizes`: `stats sizes` from the start.
     pub track_sizes: bool,
+    /// The LRU maintainer thread runs (`-o no_lru_maintainer` clears it).
+    pub lru_maintainer: bool,
+    /// The LRU's settings at start (`lru_segmented`, `temporary_ttl`,
+    /// `hot_lru_pct`, ...).
+    pub lru: LruTuning,
 }
 
 impl CacheConfig {
@@ -218,6 +228,16 @@ impl CacheConfig {
             lru_crawler_sleep: s.lru_crawler_sleep,
             lru_crawler_tocrawl: s.lru_crawler_tocrawl,
             track_sizes: s.track_sizes,
+            lru_maintainer: s.lru_maintainer_thread,
+            lru: LruTuning {
+                segmented: s.lru_segmented,
+                temp_lru: s.temp_lru,
+                temporary_ttl: s.temporary_ttl,
+                hot_pct: s.hot_lru_pct,
+                warm_pct: s.warm_lru_pct,
+                hot_factor: s.hot_max_factor,
+                warm_factor: s.warm_max_factor,
+            },
         }
     }
 
@@ -245,8 +265,14 @@ pub struct StoreOpts {
 pub struct ClassReport {
     /// Counters summed over shards.
     pub stats: ClassStats,
-    /// Seconds since the oldest tail item of the class was bumped.
+    /// Seconds since the oldest COLD tail item of the class was bumped.
     pub age: u32,
+    /// The same for HOT.
+    pub age_hot: u32,
+    /// The same for WARM.
+    pub age_warm: u32,
+    /// Items in each segment (`lru::HOT` .. `lru::TEMP`).
+    pub seg_number: [u64; lru::SEGS],
 }
 
 /// The shared cache. One per process, used by every worker.
@@ -285,6 +311,9 @@ pub struct Cache {
     /// The LRU crawler's settings and state; its thread runs
     /// [`Cache::run_crawler`].
     crawler: Crawler,
+    /// The LRU's settings and the maintainer's state; its thread runs
+    /// [`Cache::run_lru_maintainer`].
+    lru: Lru,
     /// Debug builds only: a key whose `get` makes the worker serving it
     /// panic (`RMEMCACHED_DEBUG_PANIC_KEY`, read once here at start-up),
     /// so that a test can watch the worker death policy at work.
@@ -329,6 +358,7 @@ impl Cache {
                 config.lru_crawler_sleep,
                 config.lru_crawler_tocrawl,
             ),
+            lru: Lru::new(config.lru_maintainer, config.lru),
             #[cfg(debug_assertions)]
             panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
                 .map(|k| k.into_encoded_bytes().into_boxed_slice()),
@@ -564,8 +594,9 @@ impl Cache {
     }
 
     /// `get` / `gat`: hand the live item for `key` to `f` while its shard is
-    /// locked, bumping it in the LRU at most once per
-    /// `ITEM_UPDATE_INTERVAL`. With `touch`, also sets a new relative
+    /// locked, marking the fetch in the LRU (see `lru.rs`: segmented, a
+    /// flag and at most one move; flat, a bump at most once per
+    /// `ITEM_UPDATE_INTERVAL`). With `touch`, also sets a new relative
     /// exptime.
     pub fn get_with<R>(
         &self,
@@ -591,20 +622,25 @@ impl Cache {
                 return None;
             }
         };
+        // The item's bytes are reached once for the flags, the exptime and
+        // the segment: this is the hot path of every get.
+        let segmented = self.lru.segmented();
         let mem = sh.mem_mut(h);
-        items::set_fetched(mem);
         if let Some(exptime) = touch {
             items::set_exptime(mem, exptime);
         }
-        let (class, time) = (sh.class_of(h), sh.view(h).time());
+        let seg = ItemView::new(mem).seg();
+        let relink = items::mark_fetch(mem, segmented, lru::COLD, now, ITEM_UPDATE_INTERVAL);
+        let class = sh.class_of(h);
         let s = &mut sh.classes[class].stats;
         if touch.is_some() {
             s.touch_hits += 1;
         } else {
-            s.get_hits += 1;
+            // Counted in the segment the fetch found it in.
+            s.hits[seg] += 1;
         }
-        if time + ITEM_UPDATE_INTERVAL < now {
-            sh.bump(h, now);
+        if relink {
+            self.fetch_relink(&mut sh, h, class, now);
         }
         Some(f(sh.view(h)))
     }

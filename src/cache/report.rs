@@ -2,6 +2,7 @@
 //! `do_item_stats`, `do_slabs_stats`), the hash tables (`hash_power_level`,
 //! `hash_bytes`) and the crawler's totals.
 
+use super::lru::{COLD, HOT, WARM};
 use super::shard::ClassStats;
 use super::{Cache, ClassReport};
 use crate::sync::lock;
@@ -14,10 +15,18 @@ impl Cache {
         for m in self.shards.iter() {
             let sh = lock(m);
             for (class, r) in out.iter_mut().enumerate() {
-                r.stats.add(&sh.classes[class].stats);
-                if let Some(t) = sh.tail(class) {
-                    r.age = r.age.max(now.saturating_sub(sh.view(t).time()));
+                let c = &sh.classes[class];
+                r.stats.add(&c.stats);
+                for (n, s) in r.seg_number.iter_mut().zip(&c.segs) {
+                    *n += s.items;
                 }
+                let age = |seg| {
+                    sh.seg_tail(class, seg)
+                        .map_or(0, |t| now.saturating_sub(sh.view(t).time()))
+                };
+                r.age = r.age.max(age(COLD));
+                r.age_hot = r.age_hot.max(age(HOT));
+                r.age_warm = r.age_warm.max(age(WARM));
             }
         }
         out
@@ -35,21 +44,25 @@ impl Cache {
         (buckets.max(1).ilog2(), bytes)
     }
 
-    /// Items the background pass took back, and items it looked at.
-    pub fn crawler_totals(&self) -> (u64, u64) {
+    /// The per-class counters summed over every class and shard (the
+    /// crawler's and the LRU's figures of the general `stats`).
+    pub fn class_totals(&self) -> ClassStats {
         let mut t = ClassStats::default();
         for m in self.shards.iter() {
             for c in lock(m).classes.iter() {
                 t.add(&c.stats);
             }
         }
-        (t.crawler_reclaimed, t.crawler_items_checked)
+        t
     }
 
     /// `stats reset`: zero the counters, global and per class.
     pub fn reset_stats(&self) {
         self.stats.reset();
         self.crawler.reset();
+        self.lru
+            .juggles
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         for m in self.shards.iter() {
             for c in lock(m).classes.iter_mut() {
                 c.stats.reset();

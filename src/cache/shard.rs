@@ -9,6 +9,8 @@
 //!
 //! The table stores only handles (4 bytes a slot); the key is read from
 //! the item when probing. LRU links are handles inside the item header.
+//! Each class has four LRU lists, memcached's segments (HOT, WARM, COLD,
+//! TEMP; see `lru.rs`); an item's segment is in its header.
 //! Memory is read and written through safe slices of the pages.
 
 use std::hash::BuildHasher;
@@ -17,6 +19,7 @@ use hashbrown::HashTable;
 use slab::Slab;
 
 use super::items::{self, ItemView, NewItem, NEXT, PREV, TIME};
+use super::lru::{COLD, EVICT_ORDER, SEGS};
 
 /// An item's address in its shard.
 pub type Handle = u32;
@@ -67,8 +70,20 @@ pub struct ClassStats {
     pub crawler_reclaimed: u64,
     /// Items the background pass looked at.
     pub crawler_items_checked: u64,
-    /// Retrieval hits.
-    pub get_hits: u64,
+    /// Retrieval hits, by the segment the item was in (memcached's
+    /// `lru_hits`; their sum is `get_hits`).
+    pub hits: [u64; SEGS],
+    /// Items the LRU maintainer moved to COLD.
+    pub moves_to_cold: u64,
+    /// Items moved to WARM (by the maintainer, or a fetch in COLD).
+    pub moves_to_warm: u64,
+    /// Active WARM items the maintainer put back at WARM's head.
+    pub moves_within_lru: u64,
+    /// Items evicted by a store to make room (memcached's
+    /// `direct_reclaims`).
+    pub direct_reclaims: u64,
+    /// Evicted items that were active.
+    pub evicted_active: u64,
     /// Stores.
     pub cmd_set: u64,
     /// Deletes that found the item.
@@ -101,7 +116,14 @@ impl ClassStats {
         self.evicted_unfetched += o.evicted_unfetched;
         self.crawler_reclaimed += o.crawler_reclaimed;
         self.crawler_items_checked += o.crawler_items_checked;
-        self.get_hits += o.get_hits;
+        for (h, o) in self.hits.iter_mut().zip(o.hits) {
+            *h += o;
+        }
+        self.moves_to_cold += o.moves_to_cold;
+        self.moves_to_warm += o.moves_to_warm;
+        self.moves_within_lru += o.moves_within_lru;
+        self.direct_reclaims += o.direct_reclaims;
+        self.evicted_active += o.evicted_active;
         self.cmd_set += o.cmd_set;
         self.delete_hits += o.delete_hits;
         self.incr_hits += o.incr_hits;
@@ -109,6 +131,11 @@ impl ClassStats {
         self.cas_hits += o.cas_hits;
         self.cas_badval += o.cas_badval;
         self.touch_hits += o.touch_hits;
+    }
+
+    /// Retrieval hits over all segments.
+    pub fn get_hits(&self) -> u64 {
+        self.hits.iter().sum()
     }
 
     /// `stats reset`: zero the counters, keep the gauges.
@@ -123,11 +150,37 @@ impl ClassStats {
     }
 }
 
-/// One class's LRU and free chunks in a shard.
+/// One segment's list in one class of one shard (memcached's `heads`,
+/// `tails`, `sizes` and `sizes_bytes` for one LRU id). Changed under the
+/// shard's lock only.
+#[derive(Debug, Clone, Copy)]
+pub struct SegList {
+    /// Most recently linked item, or `NIL`.
+    pub head: Handle,
+    /// Least recently linked item, or `NIL`.
+    pub tail: Handle,
+    /// Items in the list.
+    pub items: u64,
+    /// Bytes those items take.
+    pub bytes: u64,
+}
+
+impl Default for SegList {
+    fn default() -> Self {
+        SegList {
+            head: NIL,
+            tail: NIL,
+            items: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// One class's LRU segments and free chunks in a shard.
 #[derive(Debug)]
 pub struct ClassLru {
-    head: Handle,
-    tail: Handle,
+    /// The segments' lists, indexed by `lru::HOT` .. `lru::TEMP`.
+    pub(super) segs: [SegList; SEGS],
     /// Free chunks, by chunk size.
     free: Vec<(u32, Vec<Handle>)>,
     /// Counters.
@@ -157,8 +210,7 @@ impl ClassLru {
 impl Default for ClassLru {
     fn default() -> Self {
         ClassLru {
-            head: NIL,
-            tail: NIL,
+            segs: [SegList::default(); SEGS],
             free: Vec::new(),
             stats: ClassStats::default(),
         }
@@ -282,11 +334,20 @@ impl Shard {
     }
 
     /// Write `item` into the allocated `h` and link it: into the table and
-    /// at the head of its class's LRU.
-    pub fn link(&mut self, h: Handle, hash: u64, class: usize, item: &NewItem<'_>, now: u32) {
+    /// at the head of segment `seg` of its class's LRU.
+    pub fn link(
+        &mut self,
+        h: Handle,
+        hash: u64,
+        class: usize,
+        seg: usize,
+        item: &NewItem<'_>,
+        now: u32,
+    ) {
         let mem = self.mem_mut(h);
         item.write(mem, now);
         items::set_linked(mem, true);
+        items::set_seg(mem, seg);
         let size = item.size() as u64;
         let (table, pages, large, hasher) =
             (&mut self.table, &self.pages, &self.large, &self.hasher);
@@ -420,37 +481,55 @@ impl Shard {
         (buckets, self.table.allocation_size())
     }
 
-    /// Move an item to the head of its LRU and record the access time.
+    /// Move an item to the head of its segment and record the access time
+    /// (the flat LRU's bump).
     pub fn bump(&mut self, h: Handle, now: u32) {
         let class = self.class_of(h);
         items::set_u32(self.mem_mut(h), TIME, now);
-        if self.classes[class].head != h {
+        if self.classes[class].segs[self.view(h).seg()].head != h {
             self.lru_remove(class, h);
             self.push_head(class, h);
         }
     }
 
-    /// The least recently used item of a class.
+    /// The next item to evict from a class: the tail of the first
+    /// non-empty segment in eviction order (COLD, HOT, WARM, TEMP).
     pub fn tail(&self, class: usize) -> Option<Handle> {
-        let t = self.classes[class].tail;
-        (t != NIL).then_some(t)
+        let segs = &self.classes[class].segs;
+        EVICT_ORDER
+            .iter()
+            .map(|&s| segs[s].tail)
+            .find(|&t| t != NIL)
     }
 
-    /// The neighbour of `h` towards the head.
+    /// The item evicted after `h`: its neighbour towards the head, or past
+    /// its segment's head the tail of the next segment in eviction order.
+    /// With [`Shard::tail`] this walks every item of a class once.
     pub fn prev(&self, h: Handle) -> Option<Handle> {
         let p = items::get_u32(self.mem(h), PREV);
-        (p != NIL).then_some(p)
+        if p != NIL {
+            return Some(p);
+        }
+        let segs = &self.classes[self.class_of(h)].segs;
+        let seg = self.view(h).seg();
+        EVICT_ORDER
+            .iter()
+            .skip_while(|&&s| s != seg)
+            .skip(1)
+            .map(|&s| segs[s].tail)
+            .find(|&t| t != NIL)
     }
 
-    /// The neighbour of `h` towards the tail.
+    /// The neighbour of `h` towards the tail of its segment.
     pub fn next(&self, h: Handle) -> Option<Handle> {
         let n = items::get_u32(self.mem(h), NEXT);
         (n != NIL).then_some(n)
     }
 
-    /// The most recently used item of a class.
+    /// The most recently used item of a class's COLD segment (in flat
+    /// mode, of its only LRU): where memcached's `item_cachedump` starts.
     pub fn head(&self, class: usize) -> Option<Handle> {
-        let h = self.classes[class].head;
+        let h = self.classes[class].segs[COLD].head;
         (h != NIL).then_some(h)
     }
 
@@ -546,32 +625,64 @@ impl Shard {
         self.table.iter().copied().collect()
     }
 
-    fn push_head(&mut self, class: usize, h: Handle) {
-        let old = self.classes[class].head;
+    /// The tail of one segment of a class.
+    pub fn seg_tail(&self, class: usize, seg: usize) -> Option<Handle> {
+        let t = self.classes[class].segs[seg].tail;
+        (t != NIL).then_some(t)
+    }
+
+    /// The neighbour of `h` towards the head of its own segment.
+    pub fn seg_prev(&self, h: Handle) -> Option<Handle> {
+        let p = items::get_u32(self.mem(h), PREV);
+        (p != NIL).then_some(p)
+    }
+
+    /// Relink `h` at the head of segment `seg` of its class.
+    pub fn move_to(&mut self, class: usize, h: Handle, seg: usize) {
+        self.lru_remove(class, h);
+        items::set_seg(self.mem_mut(h), seg);
+        self.push_head(class, h);
+    }
+
+    /// Link `h` at the head of the segment its header names.
+    pub(super) fn push_head(&mut self, class: usize, h: Handle) {
+        let v = self.view(h);
+        let (seg, size) = (v.seg(), v.size() as u64);
+        let old = self.classes[class].segs[seg].head;
         let mem = self.mem_mut(h);
         items::set_u32(mem, PREV, NIL);
         items::set_u32(mem, NEXT, old);
         if old != NIL {
             items::set_u32(self.mem_mut(old), PREV, h);
-        } else {
-            self.classes[class].tail = h;
         }
-        self.classes[class].head = h;
+        let list = &mut self.classes[class].segs[seg];
+        if old == NIL {
+            list.tail = h;
+        }
+        list.head = h;
+        list.items += 1;
+        list.bytes += size;
     }
 
-    fn lru_remove(&mut self, class: usize, h: Handle) {
+    /// Take `h` out of its segment's list.
+    pub(super) fn lru_remove(&mut self, class: usize, h: Handle) {
+        let v = self.view(h);
+        let (seg, size) = (v.seg(), v.size() as u64);
         let mem = self.mem(h);
         let (prev, next) = (items::get_u32(mem, PREV), items::get_u32(mem, NEXT));
         if prev != NIL {
             items::set_u32(self.mem_mut(prev), NEXT, next);
         } else {
-            self.classes[class].head = next;
+            self.classes[class].segs[seg].head = next;
         }
         if next != NIL {
             items::set_u32(self.mem_mut(next), PREV, prev);
         } else {
-            self.classes[class].tail = prev;
+            self.classes[class].segs[seg].tail = prev;
         }
+        let list = &mut self.classes[class].segs[seg];
+        list.items -= 1;
+        list.bytes -= size;
         let mem = self.mem_mut(h);
         items::set_u32(mem, PREV, NIL);
         items::set_u32(mem, NEXT, NIL);
@@ -586,17 +697,33 @@ impl Shard {
         let mut linked = 0;
         for class in 1..self.classes.len() {
             let mut n = 0;
-            let mut prev = NIL;
-            let mut cur = self.classes[class].head;
-            while cur != NIL {
-                assert_eq!(items::get_u32(self.mem(cur), PREV), prev, "prev link");
-                assert!(self.view(cur).linked());
-                assert_eq!(self.class_of(cur), class);
-                n += 1;
-                prev = cur;
-                cur = items::get_u32(self.mem(cur), NEXT);
+            for (seg, list) in self.classes[class].segs.iter().enumerate() {
+                let (mut items, mut bytes) = (0, 0);
+                let mut prev = NIL;
+                let mut cur = list.head;
+                while cur != NIL {
+                    let v = self.view(cur);
+                    assert_eq!(items::get_u32(self.mem(cur), PREV), prev, "prev link");
+                    assert!(v.linked());
+                    assert_eq!(v.seg(), seg, "segment");
+                    assert_eq!(self.class_of(cur), class);
+                    items += 1;
+                    bytes += v.size() as u64;
+                    prev = cur;
+                    cur = items::get_u32(self.mem(cur), NEXT);
+                }
+                assert_eq!(list.tail, prev, "tail");
+                assert_eq!((list.items, list.bytes), (items, bytes), "segment size");
+                n += items;
             }
-            assert_eq!(self.classes[class].tail, prev, "tail");
+            // The eviction walk meets every item of the class once.
+            let mut walked = 0;
+            let mut cur = self.tail(class);
+            while let Some(h) = cur {
+                walked += 1;
+                cur = self.prev(h);
+            }
+            assert_eq!(walked, n, "eviction walk");
             assert_eq!(self.classes[class].stats.number, n, "number");
             linked += n;
             for (_, free) in &self.classes[class].free {
@@ -651,7 +778,7 @@ mod tests {
         let mut hs = vec![];
         for k in [&b"a"[..], b"b", b"c"] {
             let h = s.pop_free(1, 64).unwrap();
-            s.link(h, hasher.hash_one(k), 1, &new_item(k), 0);
+            s.link(h, hasher.hash_one(k), 1, COLD, &new_item(k), 0);
             hs.push(h);
         }
         assert_eq!(s.find(hasher.hash_one(b"b"), b"b"), Some(hs[1]));
@@ -682,7 +809,7 @@ mod tests {
         let hasher = hashbrown::DefaultHashBuilder::default();
         let mut s = Shard::new(hasher, 3);
         let h = s.alloc_large(2, 5000).unwrap();
-        s.link(h, hasher.hash_one(b"k"), 2, &new_item(b"k"), 0);
+        s.link(h, hasher.hash_one(b"k"), 2, COLD, &new_item(b"k"), 0);
         assert_eq!(s.mem(h).len(), 5000);
         assert_eq!(s.view(h).key(), b"k");
         s.unlink(h);

@@ -113,8 +113,10 @@ impl Cache {
         let mut joined: Option<Vec<u8>> = None;
         let (flags, exptime) = match (mode, old) {
             (StoreMode::Add, Some(h)) => {
-                // add only adds, but promotes the existing item.
-                sh.bump(h, now);
+                // add only adds, but promotes the existing item
+                // (memcached's `do_item_update`).
+                let class = sh.class_of(h);
+                self.update(&mut sh, h, class, now);
                 return (StoreResult::NotStored, 0, data.len(), exptime);
             }
             (StoreMode::Cas, None) => return (StoreResult::NotFound, 0, data.len(), exptime),
@@ -202,7 +204,9 @@ impl Cache {
         item: &NewItem<'_>,
         now: u32,
     ) {
-        sh.link(h, hash, class, item, now);
+        let seg = self.lru.new_seg(item.exptime, now);
+        self.lru.note_class(class);
+        sh.link(h, hash, class, seg, item, now);
         self.count_size(sh.view(h), true);
         sh.classes[class].stats.cmd_set += 1;
         self.stats.curr_items.fetch_add(1, Ordering::Relaxed);

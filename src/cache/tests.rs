@@ -352,3 +352,119 @@ fn a_shard_whose_holder_died_is_not_used_again() {
     let again = catch_unwind(AssertUnwindSafe(|| c.delete(b"boom")));
     assert!(again.is_err(), "a poisoned shard was used");
 }
+
+// --- the segmented LRU (lru.rs, maintain.rs) ---------------------------
+
+use lru::{COLD, HOT, TEMP, WARM};
+
+/// The segment `key` is linked in.
+fn seg_of(c: &Cache, key: &str) -> Option<usize> {
+    let (hash, sh) = c.locate(key.as_bytes());
+    sh.find(hash, key.as_bytes()).map(|h| sh.view(h).seg())
+}
+
+/// Items of `class` per segment, over all shards.
+fn segs(c: &Cache, class: usize) -> [u64; lru::SEGS] {
+    c.class_reports()[class].seg_number
+}
+
+fn class_for(c: &Cache, key_len: usize, len: usize) -> usize {
+    c.classes()
+        .class_for(items::item_size(key_len, 0, len, true))
+}
+
+#[test]
+fn new_items_go_to_hot_and_the_maintainer_keeps_hot_to_its_share() {
+    let c = cache(64 << 20, true);
+    fill(&c, "k", 100, 100);
+    let class = class_for(&c, 3, 100);
+    assert_eq!(segs(&c, class), [100, 0, 0, 0]);
+    assert!(c.juggle(class) > 0);
+    let n = segs(&c, class);
+    // HOT may keep 20% of the class's bytes; the rest went to COLD.
+    assert!((18..=20).contains(&n[HOT]), "{n:?}");
+    assert_eq!(n[HOT] + n[COLD], 100);
+    let r = &c.class_reports()[class];
+    assert_eq!(r.stats.moves_to_cold, n[COLD]);
+    // A second juggle finds nothing to do.
+    assert_eq!(c.juggle(class), 0);
+    audit(&c);
+}
+
+#[test]
+fn an_item_fetched_twice_in_cold_moves_to_warm_at_once() {
+    let c = cache(64 << 20, true);
+    fill(&c, "k", 100, 100);
+    let class = class_for(&c, 3, 100);
+    c.lru().tune(1, 40, 0.2, 2.0);
+    c.juggle(class);
+    let key = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|k| seg_of(&c, k) == Some(COLD))
+        .expect("an item in COLD");
+    assert!(c.get(key.as_bytes(), None).is_some());
+    assert_eq!(seg_of(&c, &key), Some(COLD), "one fetch only marks it");
+    assert!(c.get(key.as_bytes(), None).is_some());
+    assert_eq!(seg_of(&c, &key), Some(WARM));
+    let r = &c.class_reports()[class];
+    assert_eq!((r.stats.moves_to_warm, r.stats.hits[COLD]), (1, 2));
+    audit(&c);
+}
+
+#[test]
+fn an_active_item_survives_a_flood_that_evicts_others() {
+    let c = cache(1 << 20, true);
+    let v = vec![b'v'; 200];
+    c.store(StoreMode::Set, b"canary", 0, 0, &v, 0);
+    let class = class_for(&c, 6, 200);
+    for k in ["canary", "canary"] {
+        assert!(c.get(k.as_bytes(), None).is_some());
+    }
+    for round in 0..50 {
+        fill(&c, &format!("r{round}-"), 1000, 200);
+        c.juggle(class);
+    }
+    assert!(c.stats.evictions.load(Ordering::Relaxed) > 10_000);
+    assert!(c.get(b"canary", None).is_some(), "the canary was evicted");
+    assert_eq!(seg_of(&c, "canary"), Some(WARM));
+    audit(&c);
+}
+
+#[test]
+fn short_ttl_items_go_to_temp_and_are_evicted_last() {
+    let mut config = CacheConfig::with_limit(1 << 20);
+    config.lru.temp_lru = true;
+    let c = Cache::new(Arc::new(Clock::new()), &config);
+    let now = c.clock().now();
+    let v = vec![b'v'; 200];
+    c.store(StoreMode::Set, b"temp", 0, now + 30, &v, 0);
+    c.store(StoreMode::Set, b"long", 0, now + 3600, &v, 0);
+    assert_eq!(seg_of(&c, "temp"), Some(TEMP));
+    assert_eq!(seg_of(&c, "long"), Some(HOT));
+    let class = class_for(&c, 4, 200);
+    for round in 0..20 {
+        fill(&c, &format!("r{round}-"), 1000, 200);
+        c.juggle(class);
+    }
+    assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    assert!(c.get(b"temp", None).is_some(), "the TEMP item was evicted");
+    audit(&c);
+}
+
+#[test]
+fn flat_mode_puts_new_items_in_cold_and_drains_hot() {
+    let c = cache(64 << 20, true);
+    fill(&c, "h", 10, 100);
+    c.lru().set_segmented(false);
+    fill(&c, "c", 10, 100);
+    let class = class_for(&c, 2, 100);
+    assert_eq!(segs(&c, class), [10, 0, 10, 0]);
+    c.juggle(class);
+    assert_eq!(segs(&c, class), [0, 0, 20, 0]);
+    // Two fetches mark nothing active in flat mode.
+    for _ in 0..2 {
+        assert!(c.get(b"c1", None).is_some());
+    }
+    assert_eq!(seg_of(&c, "c1"), Some(COLD));
+    audit(&c);
+}

@@ -19,6 +19,7 @@
 //! | [`meta`] | the meta commands | `process_mget_command`, ... |
 //! | [`admin`] | `stats`, `slabs`, `cache_memlimit`, `stats cachedump` | `process_stat`, ... |
 //! | [`crawler`] | `lru_crawler`, the metadump's lines | `process_lru_crawler_command` |
+//! | [`lru`] | `lru tune`, `lru mode`, `lru temp_ttl` | `process_lru_command` |
 //! | [`auth`] | `-Y` authentication | `try_read_command_asciiauth` |
 //! | [`binary`] | the binary protocol | `proto_bin.c` |
 //! | [`datagram`] | every command of one UDP datagram | `drive_machine` over a datagram |
@@ -32,6 +33,7 @@ pub mod crawler;
 pub mod ctx;
 pub mod datagram;
 pub mod get;
+pub mod lru;
 pub mod meta;
 pub mod session;
 pub mod store;

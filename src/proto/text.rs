@@ -132,6 +132,11 @@ pub fn process_command(
         }
         b"slabs" => super::admin::process_slabs(ctx, sess, &t, out),
         b"lru_crawler" => return super::crawler::process(ctx, sess, &t, out),
+        b"lru" => {
+            if want(n >= 3, sess, out) {
+                super::lru::process(ctx, sess, &t, out);
+            }
+        }
         b"cache_memlimit" => {
             if want(n == 3 || n == 4, sess, out) {
                 super::admin::process_memlimit(ctx, sess, &t, out);

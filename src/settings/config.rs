@@ -158,10 +158,23 @@ pub struct Settings {
     /// Whether `slabs reassign` is allowed (`-o slab_reassign`, on by
     /// default; `no_slab_reassign` and `no_modern` turn it off).
     pub slab_reassign: bool,
-    /// Report `stats items` with memcached's segmented-LRU names (on by
-    /// default; `-o no_modern` turns it off, as it turns off memcached's
-    /// `lru_segmented`).
+    /// The LRU is segmented (HOT, WARM, COLD) rather than flat: on by
+    /// default; `-o no_lru_maintainer` and `-o no_modern` turn it off, as
+    /// memcached's; `lru mode` changes it at run time, in the cache.
     pub lru_segmented: bool,
+    /// Items whose TTL is at most `temporary_ttl` go to the TEMP LRU
+    /// (`-o temporary_ttl=N` turns it on; `lru temp_ttl` at run time).
+    pub temp_lru: bool,
+    /// `-o temporary_ttl`: seconds (61).
+    pub temporary_ttl: u32,
+    /// `-o hot_lru_pct`: percent of a class's bytes HOT may hold (20).
+    pub hot_lru_pct: u32,
+    /// `-o warm_lru_pct`: percent WARM may hold (40).
+    pub warm_lru_pct: u32,
+    /// `-o hot_max_factor`: HOT's tail may be this times COLD's age (0.2).
+    pub hot_max_factor: f64,
+    /// `-o warm_max_factor`: WARM's tail may be this times COLD's age (2.0).
+    pub warm_max_factor: f64,
     /// Start with the LRU crawler enabled (`-o lru_crawler`, on;
     /// `no_lru_crawler` turns it off; `lru_crawler enable|disable` changes
     /// it at run time, in the cache).
@@ -171,9 +184,9 @@ pub struct Settings {
     pub lru_crawler_sleep: u32,
     /// `-o lru_crawler_tocrawl`: items crawled per LRU and crawl, 0 = all.
     pub lru_crawler_tocrawl: u32,
-    /// memcached's LRU maintainer thread (`-o no_lru_maintainer` turns it
-    /// off). There is none here; the setting only decides which `stats`
-    /// names are shown, as in memcached.
+    /// The LRU maintainer thread (`-o no_lru_maintainer` turns it off);
+    /// with it `stats` and `stats items` show the segments' figures, as in
+    /// memcached.
     pub lru_maintainer_thread: bool,
 }
 
@@ -230,6 +243,12 @@ impl Default for Settings {
             ignored_values: Vec::new(),
             slab_reassign: true,
             lru_segmented: true,
+            temp_lru: false,
+            temporary_ttl: 61,
+            hot_lru_pct: 20,
+            warm_lru_pct: 40,
+            hot_max_factor: 0.2,
+            warm_max_factor: 2.0,
             lru_crawler: true,
             lru_crawler_sleep: 100,
             lru_crawler_tocrawl: 0,

@@ -15,12 +15,15 @@
 //! | `slab_chunk_max=BYTES` | [`Settings::slab_chunk_size_max`](super::Settings::slab_chunk_size_max); plain bytes, no suffix, as in 1.6.18 |
 //! | `slab_sizes=A-B-...` | [`Settings::slab_sizes`](super::Settings::slab_sizes) |
 //! | `no_chunked_items` | `slab_chunk_size_max` = slab page size |
-//! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, plain `stats items` names, and `no_chunked_items` unless `slab_chunk_max` was given |
+//! | `no_modern` | `no_maxconns_fast`, `no_lru_crawler`, `no_lru_maintainer` (a flat LRU, plain `stats items` names), and `no_chunked_items` unless `slab_chunk_max` was given |
 //! | `lru_crawler`, `no_lru_crawler` | [`Settings::lru_crawler`](super::Settings::lru_crawler): the crawler starts enabled or not |
 //! | `lru_crawler_sleep=US`, `lru_crawler_tocrawl=N` | [`Settings::lru_crawler_sleep`](super::Settings::lru_crawler_sleep), [`Settings::lru_crawler_tocrawl`](super::Settings::lru_crawler_tocrawl) |
 //! | `udp_reuseport` | [`Settings::udp_reuseport`](super::Settings::udp_reuseport) (rmemcached only) |
 //! | `udp_allow=CIDR;...\|any` | [`Settings::udp_allow`](super::Settings::udp_allow) (rmemcached only) |
 //! | `udp_reply_rate=BYTES` | [`Settings::udp_reply_rate`](super::Settings::udp_reply_rate) (rmemcached only) |
+//! | `lru_maintainer`, `no_lru_maintainer` | [`Settings::lru_maintainer_thread`](super::Settings::lru_maintainer_thread) and [`Settings::lru_segmented`](super::Settings::lru_segmented) |
+//! | `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`, `warm_max_factor` | the LRU maintainer's limits ([`Settings::hot_lru_pct`](super::Settings::hot_lru_pct), ...) |
+//! | `temporary_ttl=S` | [`Settings::temp_lru`](super::Settings::temp_lru) and [`Settings::temporary_ttl`](super::Settings::temporary_ttl) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
 //! | `watcher_logbuf_size=KB` | [`Settings::watcher_logbuf_size`](super::Settings::watcher_logbuf_size) |
 //! | `track_sizes` | [`Settings::track_sizes`](super::Settings::track_sizes) |
@@ -29,9 +32,7 @@
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
 //! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
 //! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
-//! `tail_repair_time`, `hash_algorithm`, `lru_maintainer`,
-//! `no_lru_maintainer`, `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`,
-//! `warm_max_factor`, `temporary_ttl`,
+//! `tail_repair_time`, `hash_algorithm`,
 //! `worker_logbuf_size` (there is no per-worker log buffer), `inline_ascii_resp`,
 //! `no_inline_ascii_resp`, `modern`, `drop_privileges`,
 //! `no_drop_privileges`, `relaxed_privileges`,
@@ -287,12 +288,12 @@ fn one(
             state.lru_maintainer = true;
             // memcached turns segmentation on and off with it.
             s.lru_segmented = true;
-            Ignored
+            Honoured
         }
         "no_lru_maintainer" => {
             state.lru_maintainer = false;
             s.lru_segmented = false;
-            Ignored
+            Honoured
         }
         "hot_lru_pct" | "warm_lru_pct" => {
             let n = atoi(need(value, &format!("Missing {name} argument"))?);
@@ -301,10 +302,12 @@ fn one(
             }
             if name == "hot_lru_pct" {
                 state.hot_lru_pct = n;
+                s.hot_lru_pct = n as u32;
             } else {
                 state.warm_lru_pct = n;
+                s.warm_lru_pct = n as u32;
             }
-            Ignored
+            Honoured
         }
         "hot_max_factor" | "warm_max_factor" => {
             let f = atof(need(value, &format!("Missing {name} argument"))?);
@@ -312,12 +315,20 @@ fn one(
             if f.is_nan() || f <= 0.0 {
                 return Err(bad(format!("{name} must be > 0")));
             }
-            Ignored
+            if name == "hot_max_factor" {
+                s.hot_max_factor = f;
+            } else {
+                s.warm_max_factor = f;
+            }
+            Honoured
         }
         "temporary_ttl" => {
-            need(value, "Missing temporary_ttl argument")?;
+            // memcached's `atoi` into an unsigned setting.
+            let ttl = atoi(need(value, "Missing temporary_ttl argument")?);
             state.temp_lru = true;
-            Ignored
+            s.temp_lru = true;
+            s.temporary_ttl = ttl as u32;
+            Honoured
         }
         "ssl_wbuf_size" => {
             let kb = u32_value(name, value)?;

@@ -1,5 +1,5 @@
 //! Values `stats settings` shows for the options that are accepted but
-//! change nothing here (memcached's slab mover, LRU tuning, logger,
+//! change nothing here (memcached's slab mover, logger,
 //! extstore and TLS knobs). An operator's tooling reads them back, so
 //! they are shown as memcached 1.6.18 (Debian's build, with extstore and
 //! TLS) would show them: its default, or the value last given with `-o`,
@@ -86,14 +86,6 @@ impl Settings {
                 };
                 vec![("hash_algorithm", hash.to_string())]
             }
-            InertGroup::Lru => vec![
-                ("hot_lru_pct", int("hot_lru_pct", 20)),
-                ("warm_lru_pct", int("warm_lru_pct", 40)),
-                ("hot_max_factor", float("hot_max_factor", 0.2, 2)),
-                ("warm_max_factor", float("warm_max_factor", 2.0, 2)),
-                ("temp_lru", flag("temporary_ttl")),
-                ("temporary_ttl", uint("temporary_ttl", 61, 1)),
-            ],
             InertGroup::Logger => vec![
                 // Honoured (the `logger`), so the value is the setting's;
                 // memcached shows it as an unsigned 32-bit number.
@@ -166,8 +158,6 @@ pub enum InertGroup {
     Crawler,
     /// After `dump_enabled`.
     Hash,
-    /// After `lru_segmented`.
-    Lru,
     /// After `idle_timeout`.
     Logger,
     /// After `read_buf_mem_limit`: the rest of memcached's list.

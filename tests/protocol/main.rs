@@ -15,6 +15,7 @@ mod clients;
 mod clients_binary;
 mod concurrency;
 mod getset;
+mod lru;
 mod lru_crawler;
 mod protocol_choice;
 mod sasl;

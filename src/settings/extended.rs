@@ -184,6 +184,7 @@ fn one(
         }
         "no_modern" => {
             s.slab_reassign = false;
+            s.slab_automove = 0;
             s.lru_segmented = false;
             s.lru_crawler = false;
             if !state.slab_chunk_changed {
@@ -218,11 +219,17 @@ fn one(
             );
             Honoured
         }
+        // The slab mover's options take effect (in the cache's mover) and
+        // are also kept as given, since `stats settings` shows them the
+        // way memcached prints them (see the `shown` module).
         "slab_automove" => {
+            s.slab_automove = 1;
             if let Some(v) = value {
-                if !(0..=2).contains(&atoi(v)) {
+                let level = atoi(v);
+                if !(0..=2).contains(&level) {
                     return Err(bad("slab_automove must be between 0 and 2"));
                 }
+                s.slab_automove = level as u8;
             }
             Ignored
         }
@@ -231,12 +238,19 @@ fn one(
             if r <= 0.0 || r > 1.0 {
                 return Err(bad("slab_automove_ratio must be > 0 and < 1"));
             }
+            s.slab_automove_ratio = r;
             Ignored
         }
         "slab_automove_window" => {
-            if atoi(need(value, "Missing slab_automove_window argument")?) < 3 {
+            let w = atoi(need(value, "Missing slab_automove_window argument")?);
+            if w < 3 {
                 return Err(bad("slab_automove_window must be > 2"));
             }
+            s.slab_automove_window = w as u32;
+            Ignored
+        }
+        "no_slab_automove" => {
+            s.slab_automove = 0;
             Ignored
         }
         "tail_repair_time" => {
@@ -397,7 +411,6 @@ fn one(
             Ignored
         }
         "no_hashexpand"
-        | "no_slab_automove"
         | "track_sizes"
         | "inline_ascii_resp"
         | "no_inline_ascii_resp"

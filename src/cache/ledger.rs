@@ -177,7 +177,7 @@ mod tests {
         assert!(l.make_room(1, 150, 300));
         l.add(1, 150);
         assert_eq!((l.owned(1), l.malloced()), (3, 300));
-        assert!(!l.make_room(1, 1, 300), "at the limit: evict its own");
+        assert!(!l.make_room(1, 51, 300), "at the limit: evict its own");
         // A class with no page always gets one, past the limit.
         assert!(l.make_room(2, 10, 300));
         l.add(2, 10);

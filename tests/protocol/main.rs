@@ -18,6 +18,7 @@ mod getset;
 mod lru_crawler;
 mod protocol_choice;
 mod sasl;
+mod slabs;
 mod smoke;
 mod startup;
 mod stats;

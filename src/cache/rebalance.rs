@@ -118,6 +118,13 @@ impl Cache {
                     self.mover.stats.running.store(false, Ordering::Relaxed);
                     lock(&self.mover.signal).busy = false;
                 }
+                None if (1..=self.classes.largest()).all(|c| self.ledger.owned(c) <= 2) => {
+                    // No class has a page to give (automove needs more
+                    // than two): nothing to decide, and no need to lock
+                    // every shard. The history starts again when one has.
+                    automove = None;
+                    next_check = Instant::now() + Duration::from_secs(1);
+                }
                 None => {
                     let ratio = self.mover.ratio();
                     let a = match &mut automove {
@@ -153,35 +160,40 @@ impl Cache {
 
     /// Every class's figures for automove 1.
     fn automove_samples(&self) -> Vec<ClassSample> {
-        let reports = self.class_reports();
-        let page = self.ledger.page();
-        reports
-            .iter()
-            .enumerate()
-            .map(|(class, r)| {
-                let pages = self.ledger.owned(class) as u64;
-                let size = self.classes.size(class).max(1);
-                let per_page = if class == POOL {
-                    0
-                } else {
-                    (page / size).max(1) as u64
-                };
-                // Free room in the pages it owns, in chunks of the class's
-                // size: the pages' bytes less what its items take (items
-                // here are smaller than memcached's chunks, so counting
-                // items would understate the room; free chunks and empty
-                // shard pages count as room, as memcached's free chunks).
-                let room = (pages * page as u64).saturating_sub(r.stats.requested) as usize;
-                ClassSample {
-                    evicted: r.stats.evicted,
-                    outofmemory: r.stats.outofmemory,
-                    age: u64::from(r.age),
-                    total_pages: pages,
-                    free_chunks: (room / size) as u64,
-                    chunks_per_page: per_page,
+        let n = self.classes.largest() + 1;
+        let mut out = vec![ClassSample::default(); n];
+        let mut requested = vec![0u64; n];
+        let now = self.clock.now();
+        // Only the figures automove reads, so that each shard's lock is
+        // held briefly.
+        for m in self.shards.iter() {
+            let sh = lock(m);
+            for class in 1..n {
+                let st = &sh.classes[class].stats;
+                let o = &mut out[class];
+                o.evicted += st.evicted;
+                o.outofmemory += st.outofmemory;
+                requested[class] += st.requested;
+                if let Some(t) = sh.tail(class) {
+                    o.age = o.age.max(u64::from(now.saturating_sub(sh.view(t).time())));
                 }
-            })
-            .collect()
+            }
+        }
+        let page = self.ledger.page();
+        for (class, o) in out.iter_mut().enumerate().skip(1) {
+            let pages = self.ledger.owned(class) as u64;
+            let size = self.classes.size(class).max(1);
+            // Free room in the pages it owns, in chunks of the class's
+            // size: the pages' bytes less what its items take (items here
+            // are smaller than memcached's chunks, so counting items would
+            // understate the room; free chunks and empty shard pages count
+            // as room, as memcached's free chunks).
+            let room = (pages * page as u64).saturating_sub(requested[class]) as usize;
+            o.total_pages = pages;
+            o.free_chunks = (room / size) as u64;
+            o.chunks_per_page = (page / size).max(1) as u64;
+        }
+        out
     }
 
     /// One move (memcached's `slab_rebalance_start` to `_finish`).

@@ -5,8 +5,10 @@
 //!
 //! An allocation for class `c` in shard `S` tries, in order:
 //! 1. a free chunk of `c` in `S`;
-//! 2. a new page (or, for a large class, the item's own allocation) from
-//!    the budget;
+//! 2. if `c` can get no more slab pages from the ledger (`ledger.rs`),
+//!    room in its own memory, as memcached's classes evict from their own
+//!    LRU (`evict_own`); then a new page (or, for a large class, the
+//!    item's own allocation) from the budget;
 //! 3. an empty page of another class in `S`, given back to the budget;
 //! 4. with `-M`: dead items anywhere, else out of memory;
 //! 5. whichever was used longer ago of two victims: `c`'s own (in `S` the
@@ -14,7 +16,9 @@
 //!    large class the oldest tail over all shards, so that large items
 //!    leave in LRU order), or the oldest tail of another class of `S`,
 //!    whose whole page is evicted and given back (a large item: itself).
-//!    This is how memory moves between classes: towards those in use;
+//!    This moves real memory towards the classes in use while they stay
+//!    within their slab pages; pages themselves move only through the
+//!    slab mover (`rebalance.rs`);
 //! 6. failing both, a page (or large item) of another shard whose lock is
 //!    free.
 

@@ -22,11 +22,11 @@
 //! | `udp_allow=CIDR;...\|any` | [`Settings::udp_allow`](super::Settings::udp_allow) (rmemcached only) |
 //! | `udp_reply_rate=BYTES` | [`Settings::udp_reply_rate`](super::Settings::udp_reply_rate) (rmemcached only) |
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
+//! | `slab_automove[=0..2]`, `no_slab_automove`, `slab_automove_ratio`, `slab_automove_window` | [`Settings::slab_automove`](super::Settings::slab_automove), [`Settings::slab_automove_ratio`](super::Settings::slab_automove_ratio), [`Settings::slab_automove_window`](super::Settings::slab_automove_window) (also kept in [`Settings::ignored_values`](super::Settings::ignored_values), which `stats settings` reads) |
 //!
 //! Accepted no-ops, recorded by name in
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
-//! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
-//! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
+//! their value passes memcached's check: `no_hashexpand`, `slab_automove_freeratio`,
 //! `tail_repair_time`, `hash_algorithm`, `lru_maintainer`,
 //! `no_lru_maintainer`, `hot_lru_pct`, `warm_lru_pct`, `hot_max_factor`,
 //! `warm_max_factor`, `temporary_ttl`, `watcher_logbuf_size`,

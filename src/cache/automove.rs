@@ -66,12 +66,18 @@ pub struct Automove {
 
 impl Automove {
     /// A decider starting from `first`, a sample of every class (index =
-    /// class id; 0 is the pool and is never looked at).
+    /// class id; 0 is the pool and is never looked at). What happened
+    /// before `first` is unknown, so every window starts dirty: nothing
+    /// goes to the pool until a whole window has been seen quiet.
     pub fn new(window: usize, ratio: f64, first: Vec<ClassSample>) -> Automove {
+        let dirty = Slot {
+            dirty: true,
+            ..Slot::default()
+        };
         Automove {
             window,
             ratio,
-            slots: vec![Slot::default(); window * first.len()],
+            slots: vec![dirty; window * first.len()],
             runs: 0,
             before: first,
         }

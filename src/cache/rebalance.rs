@@ -162,18 +162,18 @@ impl Cache {
     fn automove_samples(&self) -> Vec<ClassSample> {
         let n = self.classes.largest() + 1;
         let mut out = vec![ClassSample::default(); n];
-        let mut requested = vec![0u64; n];
+        let mut empty = vec![0u64; n];
         let now = self.clock.now();
         // Only the figures automove reads, so that each shard's lock is
         // held briefly.
         for m in self.shards.iter() {
             let sh = lock(m);
+            sh.empty_page_bytes(&mut empty);
             for class in 1..n {
                 let st = &sh.classes[class].stats;
                 let o = &mut out[class];
                 o.evicted += st.evicted;
                 o.outofmemory += st.outofmemory;
-                requested[class] += st.requested;
                 if let Some(t) = sh.tail(class) {
                     o.age = o.age.max(u64::from(now.saturating_sub(sh.view(t).time())));
                 }
@@ -184,11 +184,14 @@ impl Cache {
             let pages = self.ledger.owned(class) as u64;
             let size = self.classes.size(class).max(1);
             // Free room in the pages it owns, in chunks of the class's
-            // size: the pages' bytes less what its items take (items here
-            // are smaller than memcached's chunks, so counting items would
-            // understate the room; free chunks and empty shard pages count
-            // as room, as memcached's free chunks).
-            let room = (pages * page as u64).saturating_sub(requested[class]) as usize;
+            // size: the pages' bytes less the real memory it holds, its
+            // empty shard pages left out (the mover frees those at no
+            // cost). Items here are smaller than memcached's chunks, so
+            // counting items would understate the room; counting free
+            // chunks inside used shard pages would overstate it, since
+            // freeing those costs the items beside them.
+            let held = (self.ledger.bytes(class) as u64).saturating_sub(empty[class]);
+            let room = (pages * page as u64).saturating_sub(held) as usize;
             o.total_pages = pages;
             o.free_chunks = (room / size) as u64;
             o.chunks_per_page = (page / size).max(1) as u64;

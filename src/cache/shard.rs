@@ -389,6 +389,13 @@ impl Shard {
         self.pages[pidx].class as usize
     }
 
+    /// Add the bytes of each class's empty pages to `out[class]`.
+    pub fn empty_page_bytes(&self, out: &mut [u64]) {
+        for (_, p) in self.pages.iter().filter(|(_, p)| p.used == 0) {
+            out[p.class as usize] += p.mem.len() as u64;
+        }
+    }
+
     /// The page of `class` with the fewest items, for the slab mover.
     pub fn sparsest_page(&self, class: usize) -> Option<usize> {
         self.pages

@@ -169,9 +169,8 @@ impl Cache {
         for m in self.shards.iter() {
             let sh = lock(m);
             sh.empty_page_bytes(&mut empty);
-            for class in 1..n {
+            for (class, o) in out.iter_mut().enumerate().skip(1) {
                 let st = &sh.classes[class].stats;
-                let o = &mut out[class];
                 o.evicted += st.evicted;
                 o.outofmemory += st.outofmemory;
                 if let Some(t) = sh.tail(class) {

@@ -21,7 +21,7 @@ use crate::thread::{self, Workers};
 /// What the settings ask for that memcached would do and this server
 /// accepts but does not: a warning at start names these, since an operator
 /// relying on them would otherwise not know. (Tuning options memcached
-/// needs and this design does not, such as `slab_automove`, are left out.)
+/// needs and this design does not, such as `hot_lru_pct`, are left out.)
 pub fn unsupported(st: &Settings) -> Vec<String> {
     let mut v = Vec::new();
     if let Some(f) = &st.memory_file {

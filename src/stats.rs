@@ -124,14 +124,28 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "hash_power_level", hash_power);
     stat(out, "hash_bytes", hash_bytes);
     // memcached machinery that has no counterpart here (hash expansion,
-    // slab page moves): the
-    // names are kept so that tools scraping `stats` find them, at 0, under
-    // the same settings memcached shows them under.
+    // the logger's worker buffers): the names are kept so that tools
+    // scraping `stats` find them, at 0, under the same settings memcached
+    // shows them under. The slab mover never meets a busy item (see
+    // `cache::mover`), so its busy counters stay 0.
     let st = &server.settings;
     stat(out, "hash_is_expanding", 0);
     if st.slab_reassign {
-        for name in SLAB_REASSIGN_FIELDS {
-            stat(out, name, 0);
+        let m = &server.cache.mover().stats;
+        for (name, v) in [
+            ("slab_reassign_rescues", get(&m.rescues)),
+            ("slab_reassign_chunk_rescues", get(&m.chunk_rescues)),
+            ("slab_reassign_evictions_nomem", get(&m.evictions_nomem)),
+            ("slab_reassign_inline_reclaim", 0),
+            ("slab_reassign_busy_items", 0),
+            ("slab_reassign_busy_deletes", 0),
+            (
+                "slab_reassign_running",
+                u64::from(m.running.load(Ordering::Relaxed)),
+            ),
+            ("slabs_moved", get(&m.slabs_moved)),
+        ] {
+            stat(out, name, v);
         }
     }
     let crawler = server.cache.crawler();
@@ -167,7 +181,11 @@ pub fn general(server: &Server, out: &mut Vec<u8>) {
     stat(out, "bytes", c.bytes.load(Ordering::Relaxed));
     stat(out, "curr_items", get(&c.curr_items));
     stat(out, "total_items", get(&c.total_items));
-    stat(out, "slab_global_page_pool", 0);
+    stat(
+        out,
+        "slab_global_page_pool",
+        server.cache.ledger().pool() as u64,
+    );
     stat(out, "expired_unfetched", get(&c.expired_unfetched));
     stat(out, "evicted_unfetched", get(&c.evicted_unfetched));
     let t = server.cache.class_totals();
@@ -209,6 +227,10 @@ pub fn own(server: &Server, out: &mut Vec<u8>) {
     ] {
         stat(out, name, get(v));
     }
+    // The bytes items really take (shard pages and large items), which
+    // with `hash_bytes` stay within `-m`; `total_malloced` counts the
+    // ledger's slab pages instead, as memcached's does.
+    stat(out, "item_malloced", server.cache.item_malloced() as u64);
     for (name, pool) in [
         ("reply_pool", &*server.reply_pool),
         ("inflight_pool", &server.inflight),
@@ -218,18 +240,6 @@ pub fn own(server: &Server, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b"END\r\n");
 }
-
-/// memcached's slab mover counters, shown when `slab_reassign` is on.
-const SLAB_REASSIGN_FIELDS: &[&str] = &[
-    "slab_reassign_rescues",
-    "slab_reassign_chunk_rescues",
-    "slab_reassign_evictions_nomem",
-    "slab_reassign_inline_reclaim",
-    "slab_reassign_busy_items",
-    "slab_reassign_busy_deletes",
-    "slab_reassign_running",
-    "slabs_moved",
-];
 
 /// The logger's counters (`log_*`), by name.
 fn logger_stat(name: &str) -> Option<u64> {
@@ -461,24 +471,30 @@ fn items(server: &Server, out: &mut Vec<u8>) {
 }
 
 /// `stats slabs` (memcached's `do_slabs_stats`): one block per class that
-/// holds memory, then the totals. For a large class a "page" is one
-/// item's own allocation.
+/// owns slab pages, then the totals. Pages, chunks per page and
+/// `total_malloced` are the ledger's (`cache::ledger`): memcached's
+/// `slab_page_size` pages, which the class's real memory is charged
+/// against; used chunks are the class's items.
 fn slabs(server: &Server, out: &mut Vec<u8>) {
     let classes = server.cache.classes();
+    let ledger = server.cache.ledger();
     let mut active = 0;
     for (class, r) in server.cache.class_reports().iter().enumerate() {
         let s = &r.stats;
-        if s.pages == 0 {
+        let pages = ledger.owned(class) as u64;
+        if class == 0 || pages == 0 {
             continue;
         }
         active += 1;
+        let per_page = (ledger.page() / classes.size(class)).max(1) as u64;
+        let chunks = pages * per_page;
         let mut f = |name: &str, v: u64| stat(out, &format!("{class}:{name}"), v);
         f("chunk_size", classes.size(class) as u64);
-        f("chunks_per_page", classes.per_page(class) as u64);
-        f("total_pages", s.pages);
-        f("total_chunks", s.chunks);
+        f("chunks_per_page", per_page);
+        f("total_pages", pages);
+        f("total_chunks", chunks);
         f("used_chunks", s.number);
-        f("free_chunks", s.chunks - s.number);
+        f("free_chunks", chunks.saturating_sub(s.number));
         f("free_chunks_end", 0);
         f("get_hits", s.get_hits());
         f("cmd_set", s.cmd_set);

@@ -51,6 +51,9 @@ pub struct Workers {
     /// The LRU maintainer's thread (it runs `Cache::run_lru_maintainer`),
     /// unless `-o no_lru_maintainer`; joined at exit.
     maintainer: Option<JoinHandle<()>>,
+    /// The slab mover's thread (it runs `Cache::run_mover`), when
+    /// `slab_reassign` is on, joined at exit.
+    mover: Option<JoinHandle<()>>,
     /// The shared state, to tell the crawler to stop.
     server: Arc<Server>,
 }
@@ -70,7 +73,7 @@ impl Workers {
     /// Wake every worker to see that the server is stopping, and wait
     /// until each has drained its connections (at most
     /// [`crate::server::DRAIN_LIMIT`]) and ended.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
         for w in &self.handles {
             if let Err(e) = w.waker.wake() {
                 log::error!("waking worker: {e}");
@@ -78,6 +81,12 @@ impl Workers {
         }
         // The crawler leaves its crawl at the next batch of items.
         self.server.cache.stop_crawler();
+        self.server.cache.stop_mover();
+        if let Some(m) = self.mover.take() {
+            if m.join().is_err() {
+                log::error!("the slab mover panicked while stopping");
+            }
+        }
         if self.crawler.join().is_err() {
             log::error!("the LRU crawler panicked while stopping");
         }
@@ -151,11 +160,24 @@ pub fn start(server: &Arc<Server>, udp: &[Vec<std::net::UdpSocket>]) -> io::Resu
     } else {
         None
     };
+    // The slab mover, as memcached starts its `mc-slabmaint` thread only
+    // with `slab_reassign`.
+    let mover = if server.settings.slab_reassign {
+        let cache_owner = server.clone();
+        Some(
+            std::thread::Builder::new()
+                .name("slab-mover".to_string())
+                .spawn(move || cache_owner.cache.run_mover())?,
+        )
+    } else {
+        None
+    };
     Ok(Workers {
         handles,
         last_thread: 0,
         crawler,
         maintainer,
+        mover,
         server: server.clone(),
     })
 }

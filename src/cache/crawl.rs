@@ -77,7 +77,9 @@ impl Cache {
         let mut sh = lock(&self.shards[i]);
         while self.used() > self.limit() {
             match sh.empty_page() {
-                Some(p) => self.give(sh.release_page(p)),
+                Some(p) => {
+                    self.release(&mut sh, p);
+                }
                 None => break,
             }
         }

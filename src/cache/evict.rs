@@ -5,8 +5,10 @@
 //!
 //! An allocation for class `c` in shard `S` tries, in order:
 //! 1. a free chunk of `c` in `S`;
-//! 2. a new page (or, for a large class, the item's own allocation) from
-//!    the budget;
+//! 2. if `c` can get no more slab pages from the ledger (`ledger.rs`),
+//!    room in its own memory, as memcached's classes evict from their own
+//!    LRU (`evict_own`); then a new page (or, for a large class, the
+//!    item's own allocation) from the budget;
 //! 3. an empty page of another class in `S`, given back to the budget;
 //! 4. with `-M`: dead items anywhere, else out of memory;
 //! 5. whichever goes first (COLD before HOT before WARM before TEMP,
@@ -15,7 +17,9 @@
 //!    large class the oldest tail over all shards, so that large items
 //!    leave in LRU order), or the oldest tail of another class of `S`,
 //!    whose whole page is evicted and given back (a large item: itself).
-//!    This is how memory moves between classes: towards those in use;
+//!    This moves real memory towards the classes in use while they stay
+//!    within their slab pages; pages themselves move only through the
+//!    slab mover (`rebalance.rs`);
 //! 6. failing both, a page (or large item) of another shard whose lock is
 //!    free.
 
@@ -67,32 +71,54 @@ impl Cache {
         }
         let mut pages_left = true;
         for _ in 0..MAX_STEPS {
+            if !large {
+                if let Some(h) = sh.pop_free(class, chunk) {
+                    return Some(h);
+                }
+            }
+            let bytes = if large {
+                chunk
+            } else {
+                Shard::page_bytes(self.classes.page_size(), chunk)
+            };
+            // memcached's per-class rule: a class that can get no more
+            // slab pages (see `ledger.rs`) makes room in its own.
+            if pages_left && !self.ledger.make_room(class, bytes, self.limit()) {
+                if !self.evict_to_free {
+                    if self.reclaim_tails(sh, keep, now) || self.reclaim_elsewhere(now) {
+                        continue;
+                    }
+                    break;
+                }
+                if self.evict_own(sh, class, chunk, large, keep, now) {
+                    continue;
+                }
+                // Nothing of its own to give (its memory is in pages of
+                // other chunk sizes in other shards, all locked now): go
+                // past its pages rather than fail; the budget still holds.
+            }
             if large {
                 // Large items are rounded like chunks, so that items of
                 // nearly the same size take the same memory.
                 if self.take(chunk) {
                     let h = sh.alloc_large(class, chunk);
-                    if h.is_none() {
-                        self.give(chunk);
+                    match h {
+                        Some(_) => self.ledger.add(class, chunk),
+                        None => self.give(chunk),
                     }
                     return h;
                 }
-            } else {
-                if let Some(h) = sh.pop_free(class, chunk) {
-                    return Some(h);
+            } else if pages_left && self.take(bytes) {
+                if sh.add_page(class, self.classes.page_size(), chunk) {
+                    self.ledger.add(class, bytes);
+                    continue;
                 }
-                let bytes = Shard::page_bytes(self.classes.page_size(), chunk);
-                if pages_left && self.take(bytes) {
-                    if sh.add_page(class, self.classes.page_size(), chunk) {
-                        continue;
-                    }
-                    // The shard has no page number left: make room in it.
-                    self.give(bytes);
-                    pages_left = false;
-                }
+                // The shard has no page number left: make room in it.
+                self.give(bytes);
+                pages_left = false;
             }
             if let Some(p) = sh.empty_page() {
-                self.give(sh.release_page(p));
+                self.release(sh, p);
                 continue;
             }
             if !self.evict_to_free {
@@ -211,7 +237,7 @@ impl Cache {
             found |= self.reclaim_tail(sh, class, keep, now);
         }
         while let Some(p) = sh.empty_page() {
-            self.give(sh.release_page(p));
+            self.release(sh, p);
             found = true;
         }
         found
@@ -361,7 +387,7 @@ impl Cache {
                 // Evicting the last item may have released it already
                 // (when over the limit).
                 if sh.has_page(page) {
-                    self.give(sh.release_page(page));
+                    self.release(sh, page);
                 }
             }
         }
@@ -385,7 +411,7 @@ impl Cache {
         (0..SHARDS).any(|i| match try_lock(&self.shards[(start + i) % SHARDS]) {
             Some(mut s) => match s.empty_page() {
                 Some(p) => {
-                    self.give(s.release_page(p));
+                    self.release(&mut s, p);
                     true
                 }
                 None if s.shrink_table() => {
@@ -396,5 +422,85 @@ impl Cache {
             },
             None => false,
         })
+    }
+
+    /// Make room for a store of `class` that can get no more slab pages,
+    /// in the class's own memory (memcached evicts from the class's own
+    /// LRU): the tail item whose chunk the new item fits, else the oldest
+    /// large item of the class, else a page of the class (empty, or its
+    /// tail's, whose items are evicted), here or in another shard whose
+    /// lock is free. Asks automove 2 for a page when it evicted. Returns
+    /// whether it freed anything.
+    fn evict_own(
+        &self,
+        sh: &mut Shard,
+        class: usize,
+        chunk: usize,
+        large: bool,
+        keep: Option<Handle>,
+        now: u32,
+    ) -> bool {
+        let evicted = if large {
+            match self.oldest_large(sh, class, keep) {
+                Some((_, None)) => match self.tail_except(sh, class, keep) {
+                    Some(h) => {
+                        self.evict(sh, h, now);
+                        true
+                    }
+                    None => false,
+                },
+                Some((_, Some(i))) => self.evict_tail_of(i, class, now),
+                None => false,
+            }
+        } else {
+            match self.tail_of_chunk(sh, class, chunk, keep) {
+                Some(h) => {
+                    self.evict(sh, h, now);
+                    true
+                }
+                None => false,
+            }
+        };
+        if evicted {
+            self.evicted_for(class);
+            return true;
+        }
+        if let Some(p) = sh.empty_page_of(class) {
+            self.release(sh, p);
+            return true;
+        }
+        if let Some(h) = self.own_tail(sh, class, keep) {
+            self.free_victim(sh, h, now);
+            self.evicted_for(class);
+            return true;
+        }
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        (0..SHARDS).any(|i| {
+            let Some(mut s) = try_lock(&self.shards[(start + i) % SHARDS]) else {
+                return false;
+            };
+            if let Some(p) = s.empty_page_of(class) {
+                self.release(&mut s, p);
+                return true;
+            }
+            match s.tail(class) {
+                Some(h) => self.free_victim(&mut s, h, now),
+                None => false,
+            }
+        })
+    }
+
+    /// The tail of `class` in the shard, skipping `keep` and the items
+    /// sharing its page.
+    fn own_tail(&self, sh: &Shard, class: usize, keep: Option<Handle>) -> Option<Handle> {
+        let keep_page = keep.and_then(Shard::page_of);
+        let mut cur = sh.tail(class);
+        while let Some(h) = cur {
+            if Some(h) != keep && (keep_page.is_none() || Shard::page_of(h) != keep_page) {
+                return Some(h);
+            }
+            cur = sh.prev(h);
+        }
+        None
     }
 }

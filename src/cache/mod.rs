@@ -17,6 +17,12 @@
 //! memcached's `lru_pull_tail` does, and failing that frees a page (see
 //! `evict.rs`).
 //!
+//! Beside that budget, a ledger ([`ledger`]) keeps memcached's slab page
+//! ownership: how many `slab_page_size` pages each class owns, the global
+//! page pool and `total_malloced`. A class that can get no more pages
+//! evicts from its own LRU, and pages change class only through the slab
+//! mover ([`mover`]: `slabs reassign`, `slabs automove`).
+//!
 //! | file | holds | memcached |
 //! | --- | --- | --- |
 //! | `mod.rs` | `Cache`: lookups, deletes, touch, the memory budget | `item_get`, `item_unlink`, `item_touch` |
@@ -28,6 +34,10 @@
 //! | `evict.rs` | making room | `lru_pull_tail` |
 //! | [`lru`] | the LRU segments, a fetch's bump, the `lru` settings | `do_item_bump`, `do_item_update`, `settings.*_lru_*` |
 //! | `maintain.rs` | the LRU maintainer thread's juggles | `lru_maintainer_thread`, `lru_maintainer_juggle` |
+//! | [`ledger`] | slab pages owned per class, the global pool, `total_malloced` | `slabclass[].slabs`, `mem_malloced`, `do_slabs_newslab` |
+//! | [`mover`] | the slab mover's settings, mailbox and counters | `slab_rebal`, `stats.slab_reassign_*` |
+//! | `rebalance.rs` | the mover thread's loop and moves | `slab_rebalance_thread`, `slab_rebalance_move` |
+//! | `automove.rs` | automove 1's decision | `slab_automove.c` |
 //! | [`crawler`] | the LRU crawler's settings, counters and thread mailbox | `crawler.c` |
 //! | `crawl.rs` | the crawler thread's walks: crawls on demand, the background pass | `item_crawler_thread` |
 //! | [`metadump`] | `lru_crawler metadump` as a cursor | `crawler.c`'s metadump |
@@ -36,16 +46,20 @@
 //! | `report.rs` | figures for `stats items`, `stats slabs` | `do_item_stats`, `do_slabs_stats` |
 //! | [`sizes`] | `stats sizes`' histogram | `item_stats_sizes*` |
 
+mod automove;
 mod crawl;
 pub mod crawler;
 mod dump;
 mod evict;
 mod flush;
 pub mod items;
+pub mod ledger;
 pub mod lru;
 mod maintain;
 pub mod meta;
 pub mod metadump;
+pub mod mover;
+mod rebalance;
 mod report;
 pub mod shard;
 pub mod sizes;
@@ -62,7 +76,9 @@ use crate::sync::{lock, try_lock};
 use crawler::Crawler;
 use flush::{FlushPair, Horizon};
 use items::{mc_ntotal, Item, ItemView};
+use ledger::Ledger;
 use lru::{Lru, LruTuning};
+use mover::{Mover, MoverConfig};
 use shard::{ClassStats, Handle, Shard};
 use slabs::{ClassParams, Classes};
 
@@ -210,6 +226,10 @@ pub struct CacheConfig {
     /// The LRU's settings at start (`lru_segmented`, `temporary_ttl`,
     /// `hot_lru_pct`, ...).
     pub lru: LruTuning,
+    /// memcached's `slab_page_size`: the ledger's page.
+    pub slab_page_size: usize,
+    /// The slab mover's settings.
+    pub mover: MoverConfig,
 }
 
 impl CacheConfig {
@@ -237,6 +257,14 @@ impl CacheConfig {
                 warm_pct: s.warm_lru_pct,
                 hot_factor: s.hot_max_factor,
                 warm_factor: s.warm_max_factor,
+            },
+            slab_page_size: s.slab_page_size,
+            mover: MoverConfig {
+                enabled: s.slab_reassign,
+                maintainer: s.lru_maintainer_thread,
+                automove: s.slab_automove,
+                ratio: s.slab_automove_ratio,
+                window: s.slab_automove_window,
             },
         }
     }
@@ -314,6 +342,11 @@ pub struct Cache {
     /// The LRU's settings and the maintainer's state; its thread runs
     /// [`Cache::run_lru_maintainer`].
     lru: Lru,
+    /// Slab pages owned per class, the global pool, `total_malloced`.
+    ledger: Ledger,
+    /// The slab mover's settings, mailbox and counters; its thread runs
+    /// [`Cache::run_mover`].
+    mover: Mover,
     /// Debug builds only: a key whose `get` makes the worker serving it
     /// panic (`RMEMCACHED_DEBUG_PANIC_KEY`, read once here at start-up),
     /// so that a test can watch the worker death policy at work.
@@ -336,6 +369,7 @@ impl Cache {
             page_size: slabs::page_size_for(config.limit, SHARDS),
         });
         let hasher = hashbrown::DefaultHashBuilder::default();
+        let ledger = Ledger::new(config.slab_page_size, classes.largest() + 1);
         Cache {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Shard::new(hasher, classes.largest() + 1)))
@@ -359,6 +393,8 @@ impl Cache {
                 config.lru_crawler_tocrawl,
             ),
             lru: Lru::new(config.lru_maintainer, config.lru),
+            ledger,
+            mover: Mover::new(config.mover),
             #[cfg(debug_assertions)]
             panic_key: std::env::var_os("RMEMCACHED_DEBUG_PANIC_KEY")
                 .map(|k| k.into_encoded_bytes().into_boxed_slice()),
@@ -397,9 +433,19 @@ impl Cache {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Bytes allocated for items now: slab pages and large items
-    /// (memcached's `total_malloced`, which counts slab pages).
+    /// memcached's `total_malloced`: bytes of the slab pages the ledger
+    /// granted (owned by classes or in the global pool).
     pub fn total_malloced(&self) -> usize {
+        self.ledger.malloced()
+    }
+
+    /// The slab page ledger: pages per class, the global pool.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Bytes really allocated for items now: shard pages and large items.
+    pub fn item_malloced(&self) -> usize {
         self.used()
             .saturating_sub(self.table_bytes.load(Ordering::Relaxed))
     }
@@ -413,6 +459,7 @@ impl Cache {
     /// once; later stores evict down to it and emptied pages are released.
     pub fn set_limit(&self, bytes: usize) {
         self.limit.store(bytes, Ordering::Relaxed);
+        self.ledger.set_limit(bytes);
     }
 
     /// Whether an item of this key and value length could ever be stored
@@ -535,16 +582,18 @@ impl Cache {
     fn remove(&self, sh: &mut Shard, h: Handle) {
         self.count_size(sh.view(h), false);
         let size = sh.view(h).size();
+        let class = sh.class_of(h);
         sh.unlink(h);
         self.stats.bytes.fetch_sub(size, Ordering::Relaxed);
         self.stats.curr_items.fetch_sub(1, Ordering::Relaxed);
         let (bytes, empty) = sh.free(h);
         self.give(bytes);
+        self.ledger.sub(class, bytes);
         if let Some(page) = empty {
             // An emptied page stays with its class unless the cache is over
             // its limit (after `cache_memlimit` lowered it).
             if self.used() > self.limit() {
-                self.give(sh.release_page(page));
+                self.release(sh, page);
             }
         }
     }

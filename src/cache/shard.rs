@@ -417,6 +417,14 @@ impl Shard {
         self.pages.contains(pidx)
     }
 
+    /// An empty page of `class`, if there is one.
+    pub fn empty_page_of(&self, class: usize) -> Option<usize> {
+        self.pages
+            .iter()
+            .find(|(_, p)| p.used == 0 && p.class as usize == class)
+            .map(|(i, _)| i)
+    }
+
     /// An empty page of any class, if there is one.
     pub fn empty_page(&self) -> Option<usize> {
         self.pages.iter().find(|(_, p)| p.used == 0).map(|(i, _)| i)
@@ -435,6 +443,75 @@ impl Shard {
             .map(|c| (pidx as u32) << CHUNK_BITS | c)
             .filter(|&h| self.view(h).linked())
             .collect()
+    }
+
+    /// The class of page `pidx`.
+    pub fn page_class(&self, pidx: usize) -> usize {
+        self.pages[pidx].class as usize
+    }
+
+    /// Add the bytes of each class's empty pages to `out[class]`.
+    pub fn empty_page_bytes(&self, out: &mut [u64]) {
+        for (_, p) in self.pages.iter().filter(|(_, p)| p.used == 0) {
+            out[p.class as usize] += p.mem.len() as u64;
+        }
+    }
+
+    /// The page of `class` with the fewest items, for the slab mover.
+    pub fn sparsest_page(&self, class: usize) -> Option<usize> {
+        self.pages
+            .iter()
+            .filter(|(_, p)| p.class as usize == class)
+            .min_by_key(|(_, p)| p.used)
+            .map(|(i, _)| i)
+    }
+
+    /// Whether every item of page `pidx` fits a free chunk of its size in
+    /// another page of the shard (the slab mover can empty it losing
+    /// nothing).
+    pub fn rescuable(&self, pidx: usize) -> bool {
+        let p = &self.pages[pidx];
+        let free = self.classes[p.class as usize]
+            .free
+            .iter()
+            .find(|(c, _)| *c == p.chunk)
+            .map_or(0, |(_, f)| {
+                f.iter()
+                    .filter(|&&h| (h >> CHUNK_BITS) as usize != pidx)
+                    .count()
+            });
+        free >= p.used as usize
+    }
+
+    /// A free chunk for the item at `h` (of its class and chunk size) in
+    /// a page other than `pidx`, taken off the free list.
+    pub fn pop_free_outside(&mut self, h: Handle, pidx: usize) -> Option<Handle> {
+        let (class, chunk) = (self.class_of(h), self.chunk_of(h) as u32);
+        let list = self.classes[class].free_list(chunk);
+        let i = list
+            .iter()
+            .rposition(|&f| (f >> CHUNK_BITS) as usize != pidx)?;
+        let to = list.swap_remove(i);
+        self.pages[(to >> CHUNK_BITS) as usize].used += 1;
+        Some(to)
+    }
+
+    /// Move the linked item at `h` into the free chunk `to` (taken with
+    /// [`Shard::pop_free_outside`]): the table points at the copy, which
+    /// goes to the head of its LRU (as memcached's `do_item_replace`
+    /// links a rescued item), and `h`'s chunk is freed.
+    pub fn relocate(&mut self, h: Handle, to: Handle) {
+        let class = self.class_of(h);
+        let bytes = self.mem(h).to_vec();
+        self.mem_mut(to).copy_from_slice(&bytes);
+        let hash = self.hasher.hash_one(self.view(h).key());
+        if let Some(slot) = self.table.find_mut(hash, |&o| o == h) {
+            *slot = to;
+        }
+        self.lru_remove(class, h);
+        self.push_head(class, to);
+        items::set_linked(self.mem_mut(h), false);
+        self.free(h);
     }
 
     /// Charge or refund the change in the table's allocation since the last

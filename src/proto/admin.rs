@@ -5,7 +5,8 @@
 
 use super::session::{out_string, set_noreply_maybe, Session};
 use super::tokens::Tokens;
-use crate::cnum::{safe_strtol as strtol, safe_strtoul as strtoul};
+use crate::cache::mover::Reassign;
+use crate::cnum::{safe_strtod, safe_strtol as strtol, safe_strtoul as strtoul};
 use std::fmt::Write as _;
 
 use super::ctx::{Ctx, Report};
@@ -23,28 +24,34 @@ pub fn process_slabs(ctx: &Ctx<'_>, sess: &mut Session, t: &Tokens<'_>, out: &mu
             out_string(sess, out, b"CLIENT_ERROR bad command line format");
             return;
         };
-        let largest = ctx.cache.classes().largest() as i32;
-        let reply: &[u8] = if src == dst {
-            b"SAME src and dst class are identical"
-        } else if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
-            b"BADCLASS invalid src or dst class id"
-        } else {
-            // Pages are not moved between classes here (the slab mover
-            // is not built), so no class ever has a spare page to give.
-            b"NOSPARE source class has no spare pages"
+        let reply: &[u8] = match ctx.cache.reassign(i64::from(src), i64::from(dst)) {
+            Reassign::Ok => b"OK",
+            Reassign::Running => b"BUSY currently processing reassign request",
+            Reassign::BadClass => b"BADCLASS invalid src or dst class id",
+            Reassign::NoSpare => b"NOSPARE source class has no spare pages",
+            Reassign::Same => b"SAME src and dst class are identical",
         };
         out_string(sess, out, reply);
     } else if n >= 4 && t.get(1) == b"automove" {
         set_noreply_maybe(sess, t);
+        let mover = ctx.cache.mover();
         if t.get(2) == b"ratio" {
-            let ok = n >= 5
-                && std::str::from_utf8(t.get(3)).is_ok_and(|s| s.trim().parse::<f64>().is_ok());
-            out_string(sess, out, if ok { b"OK" } else { b"ERROR" });
+            let ratio = std::str::from_utf8(t.get(3)).ok().and_then(safe_strtod);
+            match ratio.filter(|_| n >= 5) {
+                Some(r) => {
+                    mover.set_ratio(r);
+                    out_string(sess, out, b"OK");
+                }
+                None => out_string(sess, out, b"ERROR"),
+            }
             return;
         }
         match strtoul(t.get(2)) {
             None => out_string(sess, out, b"CLIENT_ERROR bad command line format"),
-            Some(level) if level <= 2 => out_string(sess, out, b"OK"),
+            Some(level) if level <= 2 => {
+                mover.set_automove(level as u8);
+                out_string(sess, out, b"OK");
+            }
             Some(_) => out_string(sess, out, b"ERROR"),
         }
     } else {

@@ -188,6 +188,16 @@ pub struct Settings {
     /// with it `stats` and `stats items` show the segments' figures, as in
     /// memcached.
     pub lru_maintainer_thread: bool,
+    /// `-o slab_automove=0|1|2` (1; `no_slab_automove` and `no_modern`
+    /// make it 0): the slab mover's starting mode, which `slabs automove`
+    /// changes at run time (in the cache).
+    pub slab_automove: u8,
+    /// `-o slab_automove_ratio` (0.8): automove 1 moves a page when the
+    /// youngest evicting class's tail age is below this share of the
+    /// oldest's.
+    pub slab_automove_ratio: f64,
+    /// `-o slab_automove_window` (30): seconds of history automove 1 keeps.
+    pub slab_automove_window: u32,
 }
 
 impl Default for Settings {
@@ -253,6 +263,9 @@ impl Default for Settings {
             lru_crawler_sleep: 100,
             lru_crawler_tocrawl: 0,
             lru_maintainer_thread: true,
+            slab_automove: 1,
+            slab_automove_ratio: 0.8,
+            slab_automove_window: 30,
         }
     }
 }

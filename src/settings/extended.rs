@@ -27,11 +27,11 @@
 //! | `resp_obj_mem_limit` | nothing; memcached's deprecation notice is printed |
 //! | `watcher_logbuf_size=KB` | [`Settings::watcher_logbuf_size`](super::Settings::watcher_logbuf_size) |
 //! | `track_sizes` | [`Settings::track_sizes`](super::Settings::track_sizes) |
+//! | `slab_automove[=0..2]`, `no_slab_automove`, `slab_automove_ratio`, `slab_automove_window` | [`Settings::slab_automove`](super::Settings::slab_automove), [`Settings::slab_automove_ratio`](super::Settings::slab_automove_ratio), [`Settings::slab_automove_window`](super::Settings::slab_automove_window) (also kept in [`Settings::ignored_values`](super::Settings::ignored_values), which `stats settings` reads) |
 //!
 //! Accepted no-ops, recorded by name in
 //! [`Settings::ignored_options`](super::Settings::ignored_options) after
-//! their value passes memcached's check: `no_hashexpand`, `slab_automove[=0..2]`, `no_slab_automove`,
-//! `slab_automove_ratio`, `slab_automove_window`, `slab_automove_freeratio`,
+//! their value passes memcached's check: `no_hashexpand`, `slab_automove_freeratio`,
 //! `tail_repair_time`, `hash_algorithm`,
 //! `worker_logbuf_size` (there is no per-worker log buffer), `inline_ascii_resp`,
 //! `no_inline_ascii_resp`, `modern`, `drop_privileges`,
@@ -187,6 +187,7 @@ fn one(
         }
         "no_modern" => {
             s.slab_reassign = false;
+            s.slab_automove = 0;
             s.lru_segmented = false;
             s.lru_crawler = false;
             if !state.slab_chunk_changed {
@@ -221,11 +222,17 @@ fn one(
             );
             Honoured
         }
+        // The slab mover's options take effect (in the cache's mover) and
+        // are also kept as given, since `stats settings` shows them the
+        // way memcached prints them (see the `shown` module).
         "slab_automove" => {
+            s.slab_automove = 1;
             if let Some(v) = value {
-                if !(0..=2).contains(&atoi(v)) {
+                let level = atoi(v);
+                if !(0..=2).contains(&level) {
                     return Err(bad("slab_automove must be between 0 and 2"));
                 }
+                s.slab_automove = level as u8;
             }
             Ignored
         }
@@ -234,12 +241,19 @@ fn one(
             if r <= 0.0 || r > 1.0 {
                 return Err(bad("slab_automove_ratio must be > 0 and < 1"));
             }
+            s.slab_automove_ratio = r;
             Ignored
         }
         "slab_automove_window" => {
-            if atoi(need(value, "Missing slab_automove_window argument")?) < 3 {
+            let w = atoi(need(value, "Missing slab_automove_window argument")?);
+            if w < 3 {
                 return Err(bad("slab_automove_window must be > 2"));
             }
+            s.slab_automove_window = w as u32;
+            Ignored
+        }
+        "no_slab_automove" => {
+            s.slab_automove = 0;
             Ignored
         }
         "tail_repair_time" => {
@@ -411,7 +425,6 @@ fn one(
             Ignored
         }
         "no_hashexpand"
-        | "no_slab_automove"
         | "inline_ascii_resp"
         | "no_inline_ascii_resp"
         | "modern"

@@ -19,6 +19,7 @@ mod lru;
 mod lru_crawler;
 mod protocol_choice;
 mod sasl;
+mod slabs;
 mod smoke;
 mod startup;
 mod stats;

@@ -4,8 +4,8 @@
 //!
 //! This is the small API the protocol code calls; the engine behind it can
 //! change without touching the protocols. The cache is split into shards
-//! ([`shard::Shard`]), each a hash table, slab pages and one LRU per slab
-//! class behind one mutex; a key's shard is chosen by its hash, so two keys
+//! ([`shard::Shard`]), each a hash table, slab pages and a segmented LRU
+//! (HOT, WARM, COLD, TEMP; see [`lru`]) per slab class behind one mutex; a key's shard is chosen by its hash, so two keys
 //! in different shards never contend, and a get takes exactly one lock.
 //! Nothing ever waits for a second shard's lock while holding one: work on
 //! other shards (eviction to free memory) only *tries* their locks.

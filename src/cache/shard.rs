@@ -1,5 +1,5 @@
-//! One shard of the cache: a hash table, slab pages and one LRU per slab
-//! class, behind one lock. Mirrors memcached's `assoc.c` (the table),
+//! One shard of the cache: a hash table, slab pages and the LRU segments
+//! (HOT, WARM, COLD, TEMP) of each slab class, behind one lock. Mirrors memcached's `assoc.c` (the table),
 //! `slabs.c` (pages carved into chunks, free lists) and the LRU of
 //! `items.c`, folded into one structure so that one mutex covers them.
 //!
